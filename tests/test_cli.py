@@ -1,0 +1,134 @@
+"""The csbench command: help, validate, synth and report, with clean errors and exit codes."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from csbench.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_clean_error(r, *words):
+    "Exit 1, one 'Error:' message on stderr naming `words`, no traceback."
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith("Error: ") and "Traceback" not in r.output, r.output
+    for w in words: assert w in r.stderr, (w, r.stderr)
+
+
+def test_help_lists_the_commands():
+    r = invoke("--help")
+    assert r.exit_code == 0
+    for cmd in ("report", "validate", "synth"): assert cmd in r.stdout
+    for cmd in ("report", "validate", "synth"): assert invoke(cmd, "--help").exit_code == 0
+
+
+def test_entry_point_is_installed():
+    exe = Path(sys.executable).parent / "csbench"
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("csbench ")
+
+
+def test_validate_summarises_the_sample():
+    r = invoke("validate", SAMPLE)
+    assert r.exit_code == 0, r.output
+    assert "is valid" in r.stdout and "2,000" in r.stdout and "2023-01-01" in r.stdout
+
+
+@pytest.mark.parametrize("table,column,edit", [
+    ("subscriptions", "mrr", lambda df: df.assign(mrr=df.mrr.where(df.index != 3, -100))),
+    ("accounts", "created_at", lambda df: df.assign(created_at=df.created_at.where(df.index != 5, "31/12/2024"))),
+    ("tickets", "priority", lambda df: df.drop(columns="priority")),
+])
+def test_validate_broken_book_names_table_and_column(tmp_path, table, column, edit):
+    bad = tmp_path / "bad"
+    shutil.copytree(SAMPLE, bad)
+    edit(pd.read_csv(bad / f"{table}.csv", dtype=str)).to_csv(bad / f"{table}.csv", index=False)
+    assert_clean_error(invoke("validate", bad), table, column)
+
+
+def test_validate_missing_book():
+    assert_clean_error(invoke("validate", ROOT / "no" / "book"), "No book at")
+
+
+def test_synth_writes_a_book_that_validates(tmp_path):
+    r = invoke("synth", tmp_path / "small", "--accounts", 40, "--months", 12, "--seed", 1, "--currency", "USD", "--format", "parquet")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "small" / "accounts.parquet").exists()
+    r = invoke("validate", tmp_path / "small")
+    assert r.exit_code == 0 and "(USD)" in r.stdout
+
+
+def test_synth_rejects_an_unknown_format(tmp_path):
+    r = invoke("synth", tmp_path / "x", "--format", "xlsx")
+    assert r.exit_code == 2 and "csv" in r.output
+
+
+@pytest.fixture
+def config(tmp_path, small_book):
+    "A run config with one tiny template, on a small book; `20_fails` sits beside it."
+    small_book.write(tmp_path / "book.duckdb", format="duckdb")
+    for name, code in [("10_ok", "print(period, as_of, lang)"), ("20_fails", "x = 1\n1 / 0")]:
+        nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
+        nb.cells = [nbformat.v4.new_code_cell('data = ""\nperiod = ""\nas_of = ""\nlang = "en"\nout_dir = ""',
+                                              metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code)]
+        (tmp_path / "templates").mkdir(exist_ok=True)
+        nbformat.write(nb, tmp_path / "templates" / f"{name}.ipynb")
+    (tmp_path / "pyproject.toml").write_text("")
+    path = tmp_path / "r.yaml"
+    path.write_text("name: cli\ndata: book.duckdb\nperiod: 2024Q4\ntemplates: [10_ok]\ntemplates_dir: templates\noutput: out\n")
+    return path
+
+
+def test_report_prints_the_index(config):
+    r = invoke("report", config, "--lang", "ja", "--period", "2024Q3", "--no-progress")
+    assert r.exit_code == 0, r.output
+    index = Path(r.stdout.strip())
+    assert index == config.parent / "out" / "cli" / "2024Q3" / "index.html" and index.exists()
+    prov = json.loads((index.parent / "provenance.json").read_text())
+    assert (prov["lang"], prov["as_of"]) == ("ja", "2024-09-30")
+
+
+def test_report_bad_period_and_bad_config(config):
+    assert_clean_error(invoke("report", config, "--period", "2024Q5"), "period must be", "2024Q5")
+    assert_clean_error(invoke("report", config.parent / "nope.yaml"), "No run config at")
+    config.write_text(config.read_text() + "language: ja\n")
+    assert_clean_error(invoke("report", config), "unknown key(s) language")
+
+
+def test_report_failing_template(config):
+    assert invoke("report", config).exit_code == 0
+    config.write_text(config.read_text().replace("[10_ok]", "[10_ok, 20_fails]"))
+    r = invoke("report", config)
+    assert_clean_error(r, "'20_fails'", "cell 2", "ZeroDivisionError")
+    assert r.stdout == ""
+    assert (config.parent / "out" / "cli" / "2024Q4" / "index.html").exists()
+    assert (config.parent / "out" / "cli" / "2024Q4.failed" / "notebooks" / "20_fails.ipynb").exists()
+
+
+def test_report_keep_going_prints_the_index_and_exits_1(config):
+    config.write_text(config.read_text().replace("[10_ok]", "[10_ok, 20_fails]"))
+    r = invoke("report", config, "--keep-going")
+    assert r.exit_code == 1
+    assert Path(r.stdout.strip()).exists() and "20_fails" in r.stderr
+
+
+def test_report_broken_book(config, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(SAMPLE, bad)
+    subs = pd.read_csv(bad / "subscriptions.csv", dtype=str)
+    subs.loc[0, "billing"] = "weekly"
+    subs.to_csv(bad / "subscriptions.csv", index=False)
+    assert_clean_error(invoke("report", config, "--data", bad), "subscriptions", "billing")

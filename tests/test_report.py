@@ -58,13 +58,15 @@ def tiny(tmp_path, small_data):
 def test_quarterly_publishes_index_and_provenance(quarterly, sample_book):
     cfg, res = quarterly
     assert res.ok and res.path == cfg.output / "quarterly" / "2025Q4"
-    assert sorted(p.name for p in res.path.iterdir()) == ["00_overview.html", "index.html", "notebooks", "provenance.json", "sections"]
+    pages = [f"{t}.html" for t in cfg.templates]
+    assert sorted(p.name for p in res.path.iterdir()) == sorted(pages + ["index.html", "notebooks", "provenance.json", "sections"])
     assert sorted(p.name for p in res.path.parent.iterdir()) == ["2025Q4"]  # no build or old folders left
     prov = json.loads((res.path / "provenance.json").read_text())
     assert prov["data"]["fingerprint"] == sample_book.fingerprint()
     assert prov["parameters"] == {"data": str(SAMPLE), "period": "2025Q4", "as_of": "2025-12-31", "lang": "en"}
     assert prov["csbench_version"] and prov["git_commit"]
-    [t] = prov["templates"]
+    assert [x["name"] for x in prov["templates"]] == list(cfg.templates) and all(x["status"] == "ok" for x in prov["templates"])
+    t = prov["templates"][0]
     assert (t["name"], t["status"], t["error"]) == ("00_overview", "ok", None) and t["seconds"] > 0 and len(t["sha256"]) == 64
     started, finished = (datetime.fromisoformat(prov[k].replace("Z", "+00:00")) for k in ("started_at", "finished_at"))
     assert started <= finished

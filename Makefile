@@ -9,7 +9,7 @@ export UV_COMPILE_BYTECODE := 1
 export MPLBACKEND := Agg
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-.PHONY: setup report test test-notebooks test-sync pytest sample lab bench test-spark readme clean
+.PHONY: setup report test test-notebooks test-sync pytest sample lab bench test-spark readme clean browser-deps browser-deps-optional test-browser
 
 setup: $(STAMP)  ## create .venv (uv bootstrapped inside it) and install csbench with the dev extra
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 report: $(STAMP)  ## regenerate the quarterly report on data/sample and print the path of index.html
 	$(BIN)/csbench report $(CONFIG)
 
-test: $(STAMP) test-sync test-notebooks pytest  ## sync check, notebook tests, pytest
+test: $(STAMP) test-sync test-notebooks browser-deps-optional pytest  ## sync check, notebook tests, pytest (browser test included when chromium is there)
 
 test-sync: $(STAMP)  ## csbench/ and README.md must be exactly what the notebooks export
 	$(BIN)/nbdev-export
@@ -36,6 +36,24 @@ test-notebooks: $(STAMP)  ## run every notebook (report templates included) on t
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
+
+# Headless Chromium for tests/test_browser.py, from Debian packages (fonts-noto-cjk draws the Japanese pages).
+# No browser is downloaded by Python tooling: the test drives /usr/bin/chromium over the DevTools protocol.
+BROWSER_PKGS := chromium chromium-driver fonts-noto-cjk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+
+browser-deps:  ## install headless Chromium for the browser test (apt-get; needs root or passwordless sudo)
+	@if command -v chromium >/dev/null 2>&1; then echo "browser-deps: $$(chromium --version 2>/dev/null) at $$(command -v chromium)"; \
+	else command -v apt-get >/dev/null 2>&1 || { echo "browser-deps: no apt-get here; install chromium yourself"; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PKGS) \
+	  || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends $(BROWSER_PKGS); }; fi
+
+browser-deps-optional:  # best effort for `make test`: never fails; without chromium the browser test skips and says why
+	@$(MAKE) --no-print-directory browser-deps || echo "make test: could not install chromium; tests/test_browser.py will be skipped"
+
+test-browser: $(STAMP) browser-deps  ## open the quarterly report in headless Chromium; screenshots in benchmarks/out/screenshots/
+	$(BIN)/pytest -q -m browser tests/test_browser.py
 
 sample: $(STAMP)  ## regenerate data/sample (identical for the same seed)
 	$(BIN)/csbench synth data/sample --accounts 2000 --months 36 --start 2023-01-01 --seed 42 --currency JPY --format csv
@@ -56,3 +74,7 @@ readme: $(STAMP)  ## README.md is generated from notebooks/index.ipynb
 
 clean:
 	rm -rf reports/out _docs .pytest_cache
+
+.PHONY: student
+student: $(STAMP)  ## teaching notebooks without solutions or outputs in build/teach-student, for trainers to hand out
+	$(BIN)/python -m csbench.teach export notebooks/teach build/teach-student

@@ -75,14 +75,14 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write (csv, parque
     except (BookError, ValueError) as e: _fail(str(e))
     typer.echo(f"{book.write(out, format=format.value)}: {book!r}")
 
-# %% ../notebooks/61_cli.ipynb #fa8bbe52
+# %% ../notebooks/61_cli.ipynb #c4678fe0
 @app.command()
 def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. reports/quarterly.yaml.")],
            period: Annotated[Optional[str], typer.Option(help="Period: 2025Q4, 2025-12 or 2025 (default: the config's).")] = None,
            data: Annotated[Optional[Path], typer.Option(help="Book folder or .duckdb file (default: the config's).")] = None,
            lang: Annotated[Optional[Lang], typer.Option(help="Language of the report (default: the config's).")] = None,
            keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the other templates when one fails; mark it on the index.")] = False,
-           jobs: Annotated[Optional[int], typer.Option(min=1, help="Templates run at once (default: half the CPUs).")] = None,
+           jobs: Annotated[Optional[int], typer.Option(min=1, help="Templates run at once (default: one per CPU).")] = None,
            progress: Annotated[bool, typer.Option(help="Show a progress bar (never in CI or without a terminal).")] = True):
     "Run a report's templates on its book and print the path of index.html."
     from csbench.report import run_report, ReportError

@@ -90,7 +90,7 @@ _TERMS = [  # term, en, ja, definition_en, definition_ja
 
 GLOSSARY = pd.DataFrame(_TERMS, columns=["term", "en", "ja", "definition_en", "definition_ja"])
 
-# %% ../notebooks/05_labels.ipynb #00b882a9
+# %% ../notebooks/05_labels.ipynb #adf2e4d2
 LANGS = ("en", "ja")
 
 _HEADINGS = {  # key: (en, ja)
@@ -123,6 +123,28 @@ _HEADINGS = {  # key: (en, ja)
     "git_commit": ("Code version (git commit)", "コードのバージョン（git commit）"),
     "section_failed": ("This section failed", "このセクションは失敗しました"),
     "back_to_index": ("Back to the report index", "レポートの目次に戻る"),
+    "arr_at_risk": ("ARR at risk", "リスクのあるARR"),
+    "red_accounts": ("Red accounts", "レッド判定のアカウント数"),
+    "currency": ("Currency", "通貨"),
+    "section": ("Section", "セクション"),
+    "headline": ("Number", "指標"),
+    "value": ("Value", "値"),
+    "change_vs_previous": ("vs {period}", "{period}比"),
+    "percentage_points": ("pp", "ポイント"),
+    "compared_with": ("Changes are against the report for {period}, made {date}.",
+                      "増減は{date}に作成された{period}のレポートとの比較です。"),
+    "no_previous_report": ("No previous report ({period}) to compare with.", "比較する前期（{period}）のレポートはありません。"),
+    "previous_other_book": ("The report for {period} is of another book ({book}); no changes are shown.",
+                            "{period}のレポートは別のブック（{book}）のものなので、増減は表示しません。"),
+    "no_headlines": ("No key numbers recorded.", "主要な数値は記録されていません。"),
+    "parameters": ("Parameters", "パラメータ"),
+    "template": ("Template", "テンプレート"),
+    "uncommitted_changes": ("with uncommitted changes", "未コミットの変更あり"),
+    "duration": ("Took", "所要時間"),
+    "period_past_data": ("Period {period} ends {as_of}, {days} days after the latest dated row in the book ({last}); "
+                         "the report assumes nothing changed since.",
+                         "対象期間{period}の終わり（{as_of}）は、ブックの最新の日付（{last}）より{days}日後です。"
+                         "それ以降は何も変わっていないものとして集計しています。"),
 }
 
 LABELS: dict[str, dict[str, str]] = {

@@ -1,4 +1,5 @@
 """The csbench command: help, validate, synth and report, with clean errors and exit codes."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -80,7 +81,11 @@ def test_synth_rejects_an_unknown_format(tmp_path):
 def config(tmp_path, small_book):
     "A run config with one tiny template, on a small book; `20_fails` sits beside it."
     small_book.write(tmp_path / "book.duckdb", format="duckdb")
-    for name, code in [("10_ok", "print(period, as_of, lang)"), ("20_fails", "x = 1\n1 / 0")]:
+    active = ("from csbench.report import check_parameters, record_summary\nfrom csbench.frames import account_frame\n"
+              "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)\n"
+              "n = int((account_frame(p.read_book(), p.as_of).status == 'active').sum())\n"
+              "record_summary(p, title='Accounts', headlines=[('accounts_active', 'Active accounts', n, f'{n:,}')])")
+    for name, code in [("10_ok", "print(period, as_of, lang)"), ("20_fails", "x = 1\n1 / 0"), ("30_active", active)]:
         nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
         nb.cells = [nbformat.v4.new_code_cell('data = ""\nperiod = ""\nas_of = ""\nlang = "en"\nout_dir = ""',
                                               metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code)]
@@ -108,14 +113,36 @@ def test_report_bad_period_and_bad_config(config):
     assert_clean_error(invoke("report", config), "unknown key(s) language")
 
 
+def hashes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_report_failing_template(config):
     assert invoke("report", config).exit_code == 0
+    published = config.parent / "out" / "cli" / "2024Q4"
+    before = hashes(published)
     config.write_text(config.read_text().replace("[10_ok]", "[10_ok, 20_fails]"))
     r = invoke("report", config)
-    assert_clean_error(r, "'20_fails'", "cell 2", "ZeroDivisionError")
+    assert_clean_error(r, "'20_fails'", "cell 2", "ZeroDivisionError", "unchanged")
     assert r.stdout == ""
-    assert (config.parent / "out" / "cli" / "2024Q4" / "index.html").exists()
+    assert hashes(published) == before  # the last good report, byte for byte
     assert (config.parent / "out" / "cli" / "2024Q4.failed" / "notebooks" / "20_fails.ipynb").exists()
+
+
+def test_two_consecutive_quarters_one_command_each(config, small_book):
+    from csbench.frames import account_frame
+    config.write_text(config.read_text().replace("[10_ok]", "[10_ok, 30_active]"))
+    r3, r4 = invoke("report", config, "--period", "2024Q3"), invoke("report", config, "--period", "2024Q4")
+    assert r3.exit_code == 0 and r4.exit_code == 0, (r3.output, r4.output)
+    q3, q4 = Path(r3.stdout.strip()), Path(r4.stdout.strip())
+    assert (q3.parent.name, q4.parent.name) == ("2024Q3", "2024Q4")
+    n3, n4 = ((account_frame(small_book, d).status == "active").sum() for d in ("2024-09-30", "2024-12-31"))
+    assert "No previous report (2024Q2)" in q3.read_text()
+    index = q4.read_text()
+    assert "against the report for 2024Q3" in index and f"{n4:,}" in index
+    assert (f"+{n4 - n3:,}" if n4 > n3 else f"-{n3 - n4:,}" if n4 < n3 else "±0") in index
+    [t] = [t for t in json.loads((q4.parent / "provenance.json").read_text())["templates"] if t["name"] == "30_active"]
+    assert t["headlines"][0]["previous"] == n3 and t["headlines"][0]["change"] == n4 - n3
 
 
 def test_report_keep_going_prints_the_index_and_exits_1(config):

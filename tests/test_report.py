@@ -1,6 +1,12 @@
-"""End to end: the quarterly report on the sample book, failing templates, keep_going, and atomic publishing."""
+"""End to end: the quarterly report on the sample book for two quarters, in two languages, failing templates,
+keep_going, atomic publishing, and the index's changes against the previous period."""
+import atexit
+import functools
+import hashlib
 import json
+import re
 import shutil
+import tempfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -11,12 +17,14 @@ import pytest
 
 from csbench.frames import account_frame
 from csbench.labels import label
-from csbench.report import ReportError, RunConfig, run_report
+from csbench.report import HEADLINE_KEYS, ReportError, RunConfig, find_templates, run_report
 from csbench.schema import BookError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 CONFIG = ROOT / "reports" / "quarterly.yaml"
+CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+NETWORK = re.compile(r"""(src|href)=["']?https?:|url\(["']?https?:""")
 
 
 def write_template(folder: Path, name: str, *cells: str) -> Path:
@@ -30,11 +38,61 @@ def write_template(folder: Path, name: str, *cells: str) -> Path:
     return folder / f"{name}.ipynb"
 
 
-@pytest.fixture(scope="module")
-def quarterly(tmp_path_factory):
-    "reports/quarterly.yaml on the sample book, published into a temporary folder."
-    cfg = replace(RunConfig.from_yaml(CONFIG), output=tmp_path_factory.mktemp("out"))
-    return cfg, run_report(cfg, progress=False)
+def hashes(folder: Path) -> dict:
+    "sha256 of every file under `folder`, by relative path."
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def headings(page: str, tag: str = "h1") -> list[str]:
+    "The text of every <tag> of an HTML page (markup and nbconvert's ¶ anchors removed)."
+    return [re.sub(r"<[^>]+>|¶", "", m).strip() for m in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", page, flags=re.S)]
+
+
+# The full quarterly report takes a while, so it is made once per session and shared with tests/test_browser.py
+# (which imports these two functions; a fixture would be made again for each module). A failure is kept too, so a
+# broken template fails every test that needs the report at once instead of running the report again for each.
+def _once(f):
+    @functools.cache
+    def attempt():
+        try: return True, f()
+        except Exception as e: return False, e
+    @functools.wraps(f)
+    def wrapper():
+        ok, value = attempt()
+        if not ok: raise value
+        return value
+    return wrapper
+
+
+@functools.cache
+def _session_folder() -> Path:
+    out = Path(tempfile.mkdtemp(prefix="csbench-quarterly-"))
+    atexit.register(shutil.rmtree, out, True)
+    return out
+
+
+@_once
+def english_quarters() -> tuple:
+    "reports/quarterly.yaml on the sample book for 2025Q3 and then 2025Q4, published into one temporary folder."
+    cfg = replace(RunConfig.from_yaml(CONFIG), output=_session_folder() / "en")
+    q3 = run_report(cfg, period="2025Q3", progress=False)
+    q4 = run_report(cfg, progress=False)
+    return cfg, q3, q4
+
+
+@_once
+def japanese_quarter():
+    "The same report for 2025Q3 in Japanese, in its own folder."
+    return run_report(replace(RunConfig.from_yaml(CONFIG), output=_session_folder() / "ja"), lang="ja", period="2025Q3",
+                      progress=False)
+
+
+@pytest.fixture
+def quarters(): return english_quarters()
+
+
+@pytest.fixture
+def japanese(): return japanese_quarter()
 
 
 @pytest.fixture(scope="module")
@@ -45,64 +103,156 @@ def small_data(tmp_path_factory, small_book):
 
 @pytest.fixture
 def tiny(tmp_path, small_data):
-    "A run config with an ok template and a template that fails in its third cell."
+    "A run config with an ok template (old-style headlines) and a template that fails in its third cell."
     tdir = tmp_path / "templates"
     write_template(tdir, "10_ok", "from csbench.report import check_parameters, record_summary",
                    "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)\n"
                    "record_summary(p, title='Fine', headlines=[('Answer', 42, '42')])")
     write_template(tdir, "20_broken", "x = 1", "raise ValueError('the churn table is empty')")
+    write_template(tdir, "30_active", "from csbench.report import check_parameters, record_summary\n"
+                   "from csbench.frames import account_frame\nfrom csbench.labels import label",
+                   "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)\n"
+                   "n = int((account_frame(p.read_book(), p.as_of).status == 'active').sum())\n"
+                   "record_summary(p, title=label('overview', p.lang), headlines=[(label('accounts_active', p.lang), n, f'{n:,}')])")
     return RunConfig(name="tiny", data=small_data, period="2025Q4", templates=("10_ok",), templates_dir=tdir,
                      output=tmp_path / "out")
 
 
-def test_quarterly_publishes_index_and_provenance(quarterly, sample_book):
-    cfg, res = quarterly
-    assert res.ok and res.path == cfg.output / "quarterly" / "2025Q4"
-    pages = [f"{t}.html" for t in cfg.templates]
-    assert sorted(p.name for p in res.path.iterdir()) == sorted(pages + ["index.html", "notebooks", "provenance.json", "sections"])
-    assert sorted(p.name for p in res.path.parent.iterdir()) == ["2025Q4"]  # no build or old folders left
+# --- the quarterly report on the sample book ----------------------------------------------------------------------
+
+def test_quarterly_publishes_index_and_provenance(quarters, sample_book):
+    cfg, _, res = quarters
+    names = [t.stem for t in find_templates(cfg)]
+    assert res.ok and res.path == cfg.output / "quarterly" / "2025Q4" and [s.name for s in res.sections] == names
+    assert sorted(p.name for p in res.path.iterdir()) == sorted([f"{n}.html" for n in names] + ["index.html", "notebooks",
+                                                                                              "provenance.json", "sections"])
+    assert sorted(p.name for p in res.path.parent.iterdir()) == ["2025Q3", "2025Q4"]  # no build, old or snapshot folders left
     prov = json.loads((res.path / "provenance.json").read_text())
-    assert prov["data"]["fingerprint"] == sample_book.fingerprint()
+    assert prov["data"]["fingerprint"] == sample_book.fingerprint() and prov["data"]["currency"] == "JPY"
     assert prov["parameters"] == {"data": str(SAMPLE), "period": "2025Q4", "as_of": "2025-12-31", "lang": "en"}
-    assert prov["csbench_version"] and prov["git_commit"]
-    assert [x["name"] for x in prov["templates"]] == list(cfg.templates) and all(x["status"] == "ok" for x in prov["templates"])
-    t = prov["templates"][0]
-    assert (t["name"], t["status"], t["error"]) == ("00_overview", "ok", None) and t["seconds"] > 0 and len(t["sha256"]) == 64
+    assert prov["csbench_version"] and prov["git_commit"] and prov["seconds"] > 0
+    for t, name in zip(prov["templates"], names):
+        assert (t["name"], t["status"], t["error"], t["page"]) == (name, "ok", None, f"{name}.html")
+        assert t["seconds"] > 0 and len(t["sha256"]) == 64 and t["title"] and all("key" in h for h in t["headlines"])
     started, finished = (datetime.fromisoformat(prov[k].replace("Z", "+00:00")) for k in ("started_at", "finished_at"))
     assert started <= finished
     index = res.index.read_text()
-    assert 'href="00_overview.html"' in index and prov["data"]["fingerprint"][:16] in index and prov["git_commit"] in index
-    assert all(h["text"] in index for h in res.sections[0].headlines)
+    assert all(f'href="{n}.html"' in index for n in names)
+    assert prov["data"]["fingerprint"][:16] in index and prov["git_commit"] in index and "JPY" in index
+    assert all(h["text"] in index for s in res.sections for h in s.headlines)
 
 
-def test_overview_headlines_match_the_book(quarterly, sample_book):
-    _, res = quarterly
+def test_overview_headlines_match_the_book(quarters, sample_book):
+    _, _, res = quarters
     af = account_frame(sample_book, "2025-12-31")
-    got = {h["label"]: h["value"] for h in res.sections[0].headlines}
-    assert got[label("accounts_total")] == len(af)
-    assert got[label("accounts_active")] == (af.status == "active").sum()
-    assert got[label("arr_at_as_of")] == pytest.approx(af.arr.sum())
+    got = {h["key"]: h["value"] for h in next(s for s in res.sections if s.name == "00_overview").headlines}
+    assert got["accounts_total"] == len(af)
+    assert got["accounts_active"] == (af.status == "active").sum()
+    assert got["arr"] == pytest.approx(af.arr.sum())
 
 
-def test_section_page_hides_code_and_embeds_the_figure(quarterly):
-    _, res = quarterly
-    page = (res.path / "00_overview.html").read_text()
-    assert "account_frame(" not in page and "check_parameters(" not in page
-    assert page.count('class="jp-RenderedImage') == 1 and 'src="data:image/png;base64,' in page
-    assert 'href="index.html"' in page
+def test_second_quarter_shows_changes_against_the_first(quarters):
+    _, q3, q4 = quarters
+    assert q4.provenance["previous"] | {"path": None, "finished_at": None, "fingerprint": None} == {
+        "period": "2025Q3", "found": True, "comparable": True, "book": "synthetic", "lang": "en",
+        "path": None, "finished_at": None, "fingerprint": None}
+    before = {(s.name, h["key"]): h for s in q3.sections for h in s.headlines}
+    index = q4.index.read_text()
+    compared = 0
+    for s in q4.sections:
+        for h in s.headlines:
+            old = before[(s.name, h["key"])]  # same templates, same language: every headline has last quarter's
+            if old["value"] is None or h["value"] is None: continue
+            assert h["previous"] == old["value"] and h["change"] == pytest.approx(h["value"] - old["value"])
+            assert h["change_text"] in index
+            compared += 1
+    assert compared >= 3 and "vs 2025Q3" in index and "against the report for 2025Q3" in index
+    overview = {h["key"]: h for h in q4.sections[0].headlines}
+    assert overview["accounts_total"]["change_text"] == f'+{overview["accounts_total"]["change"]:,}'
+    assert label("no_previous_report").format(period="2025Q2") in q3.index.read_text()
+    assert "vs 2025Q2" not in q3.index.read_text()  # no column of changes without a previous report
 
 
-def test_japanese_report(tmp_path):
-    res = run_report(replace(RunConfig.from_yaml(CONFIG), output=tmp_path), lang="ja", period="2025Q3", progress=False)
-    assert res.path == tmp_path / "quarterly" / "2025Q3"
-    assert [h["label"] for h in res.sections[0].headlines] == [label(k, "ja") for k in ("accounts_total", "accounts_active", "arr_at_as_of")]
-    assert '<html lang="ja">' in res.index.read_text() and label("overview", "ja") in res.index.read_text()
-    assert json.loads((res.path / "provenance.json").read_text())["as_of"] == "2025-09-30"
+def test_key_numbers_lead_the_index(quarters):
+    _, _, res = quarters
+    index = res.index.read_text()
+    cards = re.findall(r'<div class="card" data-key="([^"]+)"', index)
+    keys = [h["key"] for s in res.sections for h in s.headlines]
+    canonical = lambda key: next((k for k in HEADLINE_KEYS if key == k or key.startswith((k + ".", k + "_"))), None)
+    wanted = [k for k in HEADLINE_KEYS if any(canonical(x) == k for x in keys)]
+    if wanted: assert [canonical(c) for c in cards] == wanted
+    else: assert cards == [s.headlines[0]["key"] for s in res.sections if s.headlines]
 
+
+def test_every_section_page_hides_code_embeds_figures_and_has_provenance(quarters):
+    _, _, res = quarters
+    prov = res.provenance
+    for t in prov["templates"]:
+        page = (res.path / t["page"]).read_text()
+        assert "check_parameters(" not in page and "record_summary(" not in page, t["name"]
+        assert not NETWORK.search(page), t["name"]  # self-contained: nothing fetched from the network
+        imgs = re.findall(r"<img [^>]*>", page)
+        assert all('src="data:image/png;base64,' in i and 'alt="' in i for i in imgs), t["name"]
+        assert 'href="index.html"' in page
+        [footer] = re.findall(r'<footer class="csbench-provenance".*?</footer>', page, flags=re.S)
+        for needed in (prov["csbench_version"], prov["git_commit"], prov["data"]["fingerprint"][:16], "period=2025Q4",
+                       "as_of=2025-12-31", "lang=en", t["sha256"][:12], "provenance.json"):
+            assert needed in footer, (t["name"], needed)
+    overview = (res.path / "00_overview.html").read_text()
+    assert overview.count('class="jp-RenderedImage') == 1
+
+
+def test_japanese_report_has_japanese_headings_in_every_section(japanese, quarters):
+    res, (_, q3_en, _) = japanese, quarters
+    assert res.path.name == "2025Q3" and res.provenance["as_of"] == "2025-09-30"
+    index = res.index.read_text()
+    assert '<html lang="ja">' in index
+    for k in ("report_title", "headlines", "sections", "currency", "as_of"): assert label(k, "ja") in index, k
+    assert label("no_previous_report", "ja").format(period="2025Q2") in index
+    for s in res.sections:
+        assert CJK.search(s.title), s.name  # every section title on the index
+        page = (res.path / s.page).read_text()
+        h1 = headings(page)
+        assert h1 and all(CJK.search(h) for h in h1), (s.name, h1)
+        assert '<html lang="ja">' in page and label("back_to_index", "ja") in page and label("data_fingerprint", "ja") in page
+    overview = next(s for s in res.sections if s.name == "00_overview")
+    assert [h["label"] for h in overview.headlines] == [label(k, "ja") for k in ("accounts_total", "accounts_active", "arr_at_as_of")]
+    # NRR, GRR and logo churn are named with csbench labels, so their keys are the same in both languages and a
+    # Japanese quarter compares with an English one (free-text labels need keys from their templates for that)
+    cards = lambda r: [k for k in re.findall(r'<div class="card" data-key="([^"]+)"', r.index.read_text())
+                       if k.split(".")[0] in ("nrr", "grr", "logo_churn")]
+    assert cards(res) == cards(q3_en)
+
+
+def test_template_forced_to_fail_leaves_the_published_report_byte_identical(quarters, tmp_path):
+    cfg, _, q4 = quarters
+    out = tmp_path / "out"
+    shutil.copytree(cfg.output, out)
+    tdir = tmp_path / "templates"
+    shutil.copytree(cfg.templates_dir, tdir)
+    write_template(tdir, "99_broken", "from csbench.report import check_parameters",
+                   "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)",
+                   "raise RuntimeError('forced failure')")
+    published = out / "quarterly" / "2025Q4"
+    before = hashes(published)
+    assert len(before) > 5
+    with pytest.raises(ReportError) as info:
+        run_report(replace(cfg, output=out, templates_dir=tdir, templates=("00_overview", "99_broken")), progress=False, jobs=1)
+    e = info.value
+    assert (e.template, e.cell["index"]) == ("99_broken", 3) and "'99_broken'" in str(e) and "cell 4" in str(e)
+    assert "RuntimeError: forced failure" in str(e) and str(published) in str(e)
+    assert hashes(published) == before
+    failed = out / "quarterly" / "2025Q4.failed"
+    assert e.notebook == failed / "notebooks" / "99_broken.ipynb" and e.notebook.exists()
+    assert "forced failure" in (failed / "error.txt").read_text() and not (failed / ".book").exists()
+    assert sorted(p.name for p in (out / "quarterly").iterdir()) == ["2025Q3", "2025Q4", "2025Q4.failed"]
+
+
+# --- small, fast runs -----------------------------------------------------------------------------------------------
 
 def test_failing_template_names_template_and_cell_and_keeps_previous_report(tiny):
     good = run_report(tiny, progress=False)
-    before = good.index.read_text()
+    before = hashes(good.path)
     with pytest.raises(ReportError) as info:
         run_report(replace(tiny, templates=("10_ok", "20_broken")), progress=False)
     e = info.value
@@ -113,7 +263,7 @@ def test_failing_template_names_template_and_cell_and_keeps_previous_report(tiny
     nb = nbformat.read(e.notebook, as_version=4)
     assert any(o.output_type == "error" and o.evalue == "the churn table is empty" for c in nb.cells for o in c.get("outputs", []))
     assert "the churn table is empty" in (failed / "error.txt").read_text()
-    assert good.index.read_text() == before
+    assert hashes(good.path) == before
     assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2025Q4", "2025Q4.failed"]
 
 
@@ -126,6 +276,45 @@ def test_keep_going_publishes_with_the_failure_marked(tiny):
     assert label("section_failed") in index and "the churn table is empty" in index and 'href="20_broken.html"' in index
     assert [t["status"] for t in json.loads((res.path / "provenance.json").read_text())["templates"]] == ["failed", "ok"]
     assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2025Q4"]
+    assert 'class="csbench-provenance"' in (res.path / "20_broken.html").read_text()  # the failed page has its footer too
+
+
+def test_old_style_headlines_get_a_key(tiny):
+    res = run_report(tiny, progress=False)
+    assert res.sections[0].headlines == [{"key": "answer", "label": "Answer", "value": 42, "text": "42", "unit": "count"}]
+
+
+def test_changes_match_by_key_across_languages_and_templates_read_the_snapshot(tiny, small_book):
+    cfg = replace(tiny, templates=("30_active",))
+    q3 = run_report(cfg, period="2024Q3", lang="en", progress=False)
+    q4 = run_report(cfg, period="2024Q4", lang="ja", progress=False)
+    [h3], [h4] = q3.sections[0].headlines, q4.sections[0].headlines
+    assert h3["key"] == h4["key"] == "accounts_active" and h4["label"] == label("accounts_active", "ja")
+    for h, as_of in ((h3, "2024-09-30"), (h4, "2024-12-31")):
+        assert h["value"] == (account_frame(small_book, as_of).status == "active").sum()
+    assert h4["change"] == h4["value"] - h3["value"] and h4["change_text"] in q4.index.read_text()
+    assert label("change_vs_previous", "ja").format(period="2024Q3") in q4.index.read_text()
+    assert not any(p.name.startswith(".") for p in q4.path.rglob("*"))  # the snapshot is not published
+
+
+def test_snapshot_is_what_the_runner_validated(tiny, small_book):
+    write_template(tiny.templates_dir, "40_snapshot", "from csbench.report import check_parameters, record_summary, _read_snapshot, _SNAPSHOT",
+                   "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)\n"
+                   "assert _read_snapshot(p.out_dir.parent.parent / _SNAPSHOT, p.data) is not None\n"
+                   "record_summary(p, title='t', headlines=[('fp', 'Fingerprint', 0, p.read_book().fingerprint())])")
+    res = run_report(replace(tiny, templates=("40_snapshot",)), progress=False)
+    assert res.sections[0].headlines[0]["text"] == small_book.fingerprint() == res.provenance["data"]["fingerprint"]
+
+
+def test_previous_report_of_another_book_is_not_compared(tiny, small_data, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(small_data, other)
+    (other / "book.yaml").write_text((other / "book.yaml").read_text().replace("name: ", "name: another ", 1))
+    cfg = replace(tiny, templates=("10_ok",))
+    run_report(cfg, period="2024Q3", data=other, progress=False)
+    res = run_report(cfg, period="2024Q4", progress=False)
+    assert res.provenance["previous"]["comparable"] is False and "change" not in res.sections[0].headlines[0]
+    assert "of another book" in res.index.read_text()
 
 
 def test_republishing_replaces_the_report(tiny):
@@ -149,9 +338,9 @@ def test_broken_book_stops_before_anything_runs(tiny, tmp_path):
 def test_templates_without_parameters_tag_or_missing_are_refused(tiny):
     nb = nbformat.read(tiny.templates_dir / "10_ok.ipynb", as_version=4)
     nb.cells[0].metadata = {}
-    nbformat.write(nb, tiny.templates_dir / "30_untagged.ipynb")
+    nbformat.write(nb, tiny.templates_dir / "35_untagged.ipynb")
     with pytest.raises(ReportError, match="no cell tagged 'parameters'"):
-        run_report(replace(tiny, templates=("30_untagged",)), progress=False)
+        run_report(replace(tiny, templates=("35_untagged",)), progress=False)
     with pytest.raises(ReportError, match="99_missing.*10_ok, 20_broken"):
         run_report(replace(tiny, templates=("99_missing",)), progress=False)
     assert not tiny.output.exists()
@@ -173,3 +362,5 @@ def test_period_past_the_data_is_flagged(tiny, small_book):
     assert "2027Q4" in w and "latest dated row" in w
     assert w in res.provenance["warnings"] and "latest dated row" in res.index.read_text()
     assert last < pd.Timestamp("2027-10-01")
+    ja = run_report(tiny, period="2027Q4", lang="ja", progress=False)
+    assert CJK.search(ja.warnings[0]) and ja.warnings[0] in ja.index.read_text()

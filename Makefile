@@ -61,13 +61,18 @@ sample: $(STAMP)  ## regenerate data/sample (identical for the same seed)
 lab: $(STAMP)  ## open JupyterLab on the notebooks
 	$(BIN)/jupyter lab notebooks/
 
-bench: $(STAMP)  ## slow scale checks and side-by-side benchmarks
+bench: $(STAMP)  ## side-by-side benchmarks (ratios, peak RSS; table in benchmarks/results.md), then the slow scale checks
+	@rm -f benchmarks/out/results.jsonl
+	$(BIN)/python benchmarks/bench_projection.py
+	$(BIN)/python benchmarks/bench_survival.py
+	$(BIN)/python benchmarks/report_speed.py --repeat 2 --jobs 1 --no-profile
+	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/summary.py
 	$(BIN)/pytest -q -m slow
-	@for f in benchmarks/*.py; do [ -e "$$f" ] && $(BIN)/python "$$f"; done; true
 
-test-spark: $(STAMP)
+test-spark: $(STAMP)  ## DuckDB and Spark (local[*], Java 17) give identical tables; installs the spark extra
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,spark]'
-	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/pytest -q -m spark
+	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/pytest -q -m spark tests/
 
 readme: $(STAMP)  ## README.md is generated from notebooks/index.ipynb
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN notebooks/index.ipynb --output-dir . --output README

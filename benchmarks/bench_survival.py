@@ -93,6 +93,9 @@ def check_same(sf: pd.DataFrame):
     assert all(m[g] == r[g] for g in r)
 
 
+from _results import record  # noqa: E402
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15)
@@ -117,6 +120,8 @@ def main():
     worst = out.loc[out.ratio.idxmax()]
     print(f"\nworst ratio {worst.ratio:.2f}x ({worst.task}, {worst.frame}); target <= 1.15x: "
           f"{'met' if out.ratio.max() <= 1.15 else 'NOT met'}")
+    record("bench_survival", "survival wrappers / raw lifelines (worst task)", worst.ratio, "x", "<= 1.15x",
+           worst.ratio <= 1.15, f"{worst.task}, {worst.frame}: {worst.csbench_ms:,.1f} vs {worst.lifelines_ms:,.1f} ms")
 
 
 if __name__ == "__main__":

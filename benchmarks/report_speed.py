@@ -29,6 +29,8 @@ from pathlib import Path
 import nbformat
 
 from csbench.book import Book
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import record  # noqa: E402
 from csbench.report import RunConfig, _SNAPSHOT, _read_snapshot, _write_snapshot, find_templates, run_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +109,11 @@ def main():
             print(f"{name:20s}" + "".join(f"{wall[name, j]:11.2f}{wall[name, j] / wall['floor', j]:8.2f}" for j in args.jobs)
                   + "".join(f"{cpus[name, j]:11.2f}{cpus[name, j] / cpus['floor', j]:8.2f}" for j in args.jobs))
         print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
+        for j in args.jobs:
+            r = wall["report", j] / wall["floor", j]
+            record("report_speed", f"full quarterly report / floor of {len(templates)} empty templates (wall, jobs={j})", r, "x",
+                   "<= 1.5x", r <= 1.5, f"{wall['report', j]:.1f} s vs {wall['floor', j]:.1f} s; CPU "
+                   f"{cpus['report', j]:.1f} vs {cpus['floor', j]:.1f} s ({cpus['report', j] / cpus['floor', j]:.2f}x)")
 
         print("\nwhere the time goes (seconds)")
         t = time.perf_counter(); book = Book.read(cfg.data); t_read = time.perf_counter() - t

@@ -4,17 +4,18 @@
 
 # %% ../notebooks/01_book.ipynb #fb08d1ee
 from __future__ import annotations
-import hashlib, json
+import codecs, csv, difflib, hashlib, io, json, warnings
 from dataclasses import dataclass, fields, replace, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from .schema import TABLES, REQUIRED_TABLES, BookError, MissingTableError, Violation, validate_tables, check_currency
+from .schema import (TABLES, REQUIRED_TABLES, CHURN_REASONS, BookError, BookWarning, MissingTableError, Col, Violation,
+                            validate_tables, check_currency, _check_column, _to_bool, _to_str, _NULL_MARKERS, _warn)
 
 # %% auto #0
-__all__ = ['OPTIONAL_TABLES', 'FORMATS', 'BookMeta', 'Book', 'as_timestamp', 'add_months', 'truncate', 'read_book', 'write_book',
-           'fingerprint', 'coverage', 'from_account_snapshot']
+__all__ = ['OPTIONAL_TABLES', 'FORMATS', 'ENCODING_FALLBACK', 'MAX_TENURE_MONTHS', 'BookMeta', 'Book', 'as_timestamp',
+           'add_months', 'truncate', 'read_book', 'write_book', 'fingerprint', 'coverage', 'from_account_snapshot']
 
 # %% ../notebooks/01_book.ipynb #25fe05f6
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ Book.truncate = truncate
 FORMATS = ("csv", "parquet", "duckdb")
 _META_FILE = "book.yaml"
 _DUCKDB_META = "_book"
+ENCODING_FALLBACK = "cp932"   # what Japanese Excel writes for "CSV (comma delimited)"
 
 def _kinds(table: str) -> dict[str, str]: return {c.name: c.kind for c in TABLES[table]}
 
@@ -155,43 +157,134 @@ def _restore_extras(df: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
         else: df[c] = df[c].astype(dt)
     return df
 
-def _read_meta(path: Path) -> tuple[BookMeta, dict]:
+def _load_yaml(path: Path) -> dict:
     f = path / _META_FILE
     if not f.exists():
         raise BookError(f"{path} has no {_META_FILE}. Create one with: name, currency (e.g. JPY), fiscal_year_start_month, description.")
-    try: raw = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+    try: raw = yaml.safe_load(f.read_text(encoding="utf-8-sig")) or {}
     except yaml.YAMLError as e: raise BookError(f"{f} is not valid YAML: {e}") from None
+    except UnicodeDecodeError: raise BookError(f"{f} is not UTF-8 text; save it as UTF-8") from None
     if not isinstance(raw, dict) or "currency" not in raw:
         raise BookError(f"{f} must be a mapping with at least 'currency' (e.g. currency: JPY)")
+    return raw
+
+def _read_meta(path: Path) -> tuple[BookMeta, dict]:
+    raw = _load_yaml(path)
     extras = raw.pop("extra_columns", {}) or {}
     known = {fl.name for fl in fields(BookMeta)}
     meta = BookMeta(**{"name": path.name, **{k: v for k, v in raw.items() if k in known}})
     return meta, extras
 
+def _not_text(raw: bytes, e: UnicodeDecodeError, f: Path, table: str, encoding: str) -> BookError:
+    line = raw[:e.start].count(b"\n") + 1
+    return BookError([Violation(table, "", f"the file is not {encoding} text (byte 0x{raw[e.start]:02x} on line {line} cannot be "
+                                "decoded). Save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'), or name its encoding in "
+                                "book.yaml, e.g. 'encoding: cp932'", source=f.name)])
+
+def _decode(raw: bytes, f: Path, table: str, encoding: str | None) -> str:
+    "The text of a CSV file: UTF-8 (a BOM dropped), else cp932 with a BookWarning; or the encoding book.yaml names."
+    if encoding is not None:
+        try: enc = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        except LookupError: raise BookError(f"book.yaml: encoding {encoding!r} is not an encoding Python knows (e.g. utf-8, cp932)") from None
+        try: return raw.decode(enc)
+        except UnicodeDecodeError as e: raise _not_text(raw, e, f, table, encoding) from None
+    try: return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e: err = e
+    try: text = raw.decode(ENCODING_FALLBACK)
+    except UnicodeDecodeError: raise _not_text(raw, err, f, table, "UTF-8") from None
+    line = raw[:err.start].count(b"\n") + 1
+    sample = text.split("\n", line)[line - 1].strip()[:70]
+    _warn(Violation(table, "", f"the file is not UTF-8; it was read as cp932 (Shift-JIS, what Japanese Excel saves), e.g. line "
+                    f"{line}: {sample!r}. If that reads right, save the file as UTF-8 (Excel: 'CSV UTF-8') or put 'encoding: cp932' "
+                    "in book.yaml to silence this; if it is garbled, name the file's encoding in book.yaml", source=f.name), stacklevel=4)
+    return text
+
+def _line_numbers(df: pd.DataFrame, text: str) -> np.ndarray:
+    "Line in the file where each data row starts: header on line 1, plus the line breaks inside quoted values above it."
+    lines = np.arange(len(df), dtype="int64") + 2
+    if text.count("\n") + (not text.endswith("\n")) == len(df) + 1: return lines     # no value spans lines: the common case
+    breaks = np.zeros(len(df), dtype="int64")
+    for c in df.columns:
+        if df[c].dtype == object: breaks += df[c].astype(str).str.count("\n").to_numpy(dtype="int64")
+    return lines + np.concatenate([[0], np.cumsum(breaks)[:-1]])
+
+def _read_csv(f: Path, table: str, dtype: dict, encoding: str | None) -> pd.DataFrame:
+    "One table from CSV: decoded, header and last line checked, blank rows skipped, rows indexed by their line in the file."
+    text = _decode(f.read_bytes(), f, table, encoding)
+    if not text.strip():
+        raise BookError([Violation(table, "", f"the file is empty: it needs at least the header line "
+                                   f"({','.join(_kinds(table))}); delete the file if the book has no {table}", source=f.name)])
+    end = text.find("\n")
+    header = next(csv.reader([text[:end if end >= 0 else len(text)].rstrip("\r")]), [])
+    if len(header) == 1 and (sep := next((x for x in ";\t|" if x in header[0]), None)):
+        raise BookError([Violation(table, "", f"the header is one column holding {sep!r}: the file seems to be separated by {sep!r}, "
+                                   "and csbench reads comma-separated files. Save it as CSV with commas", source=f.name)])
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice: raise BookError([Violation(table, h, "the header names this column more than once; keep one", source=f.name) for h in twice])
+    if end >= 0 and not text.endswith(("\n", "\r")):
+        n = len(next(csv.reader([text[text.rfind("\n") + 1:]]), []))
+        if n < len(header):
+            raise BookError([Violation(table, "", f"the file looks cut off: its last line (line {text.count(chr(10)) + 1}) has {n} "
+                                       f"of the header's {len(header)} fields and no line end. Export or copy the file again",
+                                       source=f.name)])
+    try:
+        with warnings.catch_warnings():      # index_col=False: a first row with an extra field must not become the index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                             index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as e:
+        why = (str(e).strip() if isinstance(e, pd.errors.ParserError)
+               else f"the first data row has more fields than the header's {len(header)}")
+        hint = ("a double quote is never closed: the file may be cut off, or a value holds a stray '\"'" if "EOF" in why
+                else "a value that holds a comma must be in double quotes")
+        raise BookError([Violation(table, "", f"the file cannot be read as CSV ({why}); {hint}", source=f.name)]) from None
+    df.index = pd.Index(_line_numbers(df, text), name="line")
+    df = df[~df.isna().all(axis=1).to_numpy()]
+    df.attrs["source"] = f.name
+    return df
+
+def _data_files(path: Path) -> list[Path]:
+    "CSV and Parquet files in the folder that are not named like a table of the Book."
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet") and p.stem not in TABLES)
+
 def _read_folder(path: Path) -> Book:
     meta, extras = _read_meta(path)
+    encoding = _load_yaml(path).get("encoding")
     tables = {}
     for t in TABLES:
-        csv, pq = path / f"{t}.csv", path / f"{t}.parquet"
-        if csv.exists() and pq.exists(): raise BookError(f"{path} has both {csv.name} and {pq.name}; keep one")
-        if csv.exists():
+        csv_, pq = path / f"{t}.csv", path / f"{t}.parquet"
+        if csv_.exists() and pq.exists(): raise BookError(f"{path} has both {csv_.name} and {pq.name}; keep one")
+        if csv_.exists():
             text_cols = {c: str for c, k in _kinds(t).items() if k in ("id", "text")}
             text_cols.update({c: str for c, d in extras.get(t, {}).items() if d == "object"})
-            try: df = pd.read_csv(csv, dtype=text_cols, keep_default_na=False, na_values=[""], encoding="utf-8")
-            except (pd.errors.ParserError, UnicodeDecodeError) as e: raise BookError(f"table '{t}': {csv} cannot be read as CSV: {e}") from None
-        elif pq.exists(): df = pd.read_parquet(pq)
+            df = _read_csv(csv_, t, text_cols, encoding)
+        elif pq.exists():
+            df = pd.read_parquet(pq)
+            df.attrs["source"] = pq.name
         else: continue
         tables[t] = _restore_extras(df, extras.get(t, {}))
-    return Book(meta, **_split(tables, path))
+    tables = _split(tables, path)
+    for p in _data_files(path):
+        near = difflib.get_close_matches(p.stem.lower(), [t for t in TABLES if t not in tables], n=1, cutoff=0.75)
+        if near: _warn(Violation(near[0], "", f"{p.name} was not read: csbench reads this table from {near[0]}{p.suffix.lower()}; "
+                                 f"rename the file if it holds the {near[0]}"), stacklevel=4)
+    return Book(meta, **tables)
 
 def _split(tables, where):
     missing = [t for t in REQUIRED_TABLES if t not in tables]
-    if missing: raise BookError([Violation(t, "", f"required table is missing from {where}") for t in missing])
+    if missing:
+        other = [p.name for p in _data_files(Path(where))] if Path(where).is_dir() else []
+        seen = f"; the folder holds {', '.join(other)}" if other else ""
+        raise BookError([Violation(t, "", f"required table is missing from {where}: no {t}.csv or {t}.parquet{seen}")
+                         for t in missing])
     return tables
 
 def _read_duckdb(path: Path) -> Book:
     import duckdb
-    with duckdb.connect(str(path), read_only=True) as con:
+    try: con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e: raise BookError(f"{path} is not a DuckDB database csbench can read ({e}); a book is a folder "
+                                              f"with {_META_FILE} or a .duckdb file written by Book.write") from None
+    with con:
         names = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         if _DUCKDB_META not in names: raise BookError(f"{path} has no '{_DUCKDB_META}' table with the book's metadata")
         raw = dict(con.execute(f"select key, value from {_DUCKDB_META}").fetchall())
@@ -204,6 +297,8 @@ def read_book(path: str | Path) -> Book:
     "Read a book from a folder of CSV/Parquet files plus book.yaml, or from a DuckDB file."
     path = Path(path)
     if not path.exists(): raise BookError(f"No book at {path}: expected a folder with {_META_FILE} or a .duckdb file")
+    if path.is_file() and path.suffix.lower() in (".csv", ".parquet", ".yaml", ".yml"):
+        raise BookError(f"{path} is one file of a book; read the folder that holds it and {_META_FILE}: {path.parent}")
     return _read_duckdb(path) if path.is_file() else _read_folder(path)
 
 Book.read = staticmethod(read_book)
@@ -232,9 +327,14 @@ def write_book(book: Book, path: str | Path, format: str = "csv") -> Path:
     meta = asdict(book.meta) | ({"extra_columns": extras} if extras else {})
     (path / _META_FILE).write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
     for t, df in book.tables.items():
-        if format == "csv": df.to_csv(path / f"{t}.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n")
-        else: df.to_parquet(path / f"{t}.parquet", index=False)
+        if format == "csv": df.to_csv(path / f"{t}.csv", index=False, date_format="%Y-%m-%d", lineterminator="\n", quoting=_quoting(df))
+        else: df.to_parquet(path / f"{t}.parquet", index=False, coerce_timestamps="us")   # Spark cannot read ns timestamps
     return path
+
+def _quoting(df: pd.DataFrame) -> int:
+    "Quote every field when a text value holds a carriage return: pandas leaves such a value unquoted, and the file breaks."
+    cr = any(df[c].astype(str).str.contains("\r", regex=False).any() for c in df.columns if df[c].dtype == object)
+    return csv.QUOTE_ALL if cr else csv.QUOTE_MINIMAL
 
 Book.write = write_book
 
@@ -260,14 +360,23 @@ def coverage(book: Book) -> pd.DataFrame:
 Book.fingerprint, Book.coverage = fingerprint, coverage
 
 # %% ../notebooks/01_book.ipynb #f9d87a3e
-def _parse_flag(s: pd.Series, table: str, column: str) -> pd.Series:
-    from csbench.schema import _to_bool
+MAX_TENURE_MONTHS = 1200   # 100 years: a longer tenure is a unit mistake (days?), not a customer
+
+def _flag_violations(s: pd.Series, table: str, column: str) -> tuple[pd.Series, list[Violation]]:
     out = _to_bool(s)
     bad = out.isna()
     if bad.any():
-        raise BookError([Violation(table, column, "churn flag must be Yes/No, 1/0 or True/False",
-                                   s[bad].to_frame().rename_axis("row"), int(bad.sum()))])
-    return out.astype(bool)
+        return out, [Violation(table, column, "churn flag must be Yes/No, 1/0 or True/False (an empty flag is not allowed)",
+                               s[bad].to_frame().rename_axis("row"), int(bad.sum()))]
+    return out.astype(bool), []
+
+def _parse_flag(s: pd.Series, table: str, column: str) -> pd.Series:
+    out, vs = _flag_violations(s, table, column)
+    if vs: raise BookError(vs)
+    return out
+
+def _snapshot_rows(df, mask, cols) -> pd.DataFrame:
+    return df.loc[np.asarray(mask, dtype=bool), list(dict.fromkeys(cols))].rename_axis("row")
 
 def from_account_snapshot(df: pd.DataFrame,                 # one row per account
                           *,
@@ -283,15 +392,41 @@ def from_account_snapshot(df: pd.DataFrame,                 # one row per accoun
                          ) -> Book:
     "Turn a one-row-per-account export (tenure, churn flag, attributes) into a Book."
     t = as_timestamp(as_of)
+    if not isinstance(df, pd.DataFrame): raise BookError(f"from_account_snapshot needs a pandas DataFrame, got {type(df).__name__}")
     for col in [tenure, churned, mrr, account_id, cause]:
         if col is not None and col not in df.columns:
             raise BookError([Violation("snapshot", col, f"column not found; the table has: {', '.join(map(str, df.columns))}")])
+    if df.empty: raise BookError([Violation("snapshot", "", "the export has no rows")])
+    if not df.index.is_unique: df = df.reset_index(drop=True)
+    vs = []
     months = pd.to_numeric(df[tenure], errors="coerce")
-    bad = months.isna() | (months < 0)
-    if bad.any(): raise BookError([Violation("snapshot", tenure, "tenure must be a number of months >= 0",
-                                             df.loc[bad, [tenure]].rename_axis("row"), int(bad.sum()))])
-    flag = _parse_flag(df[churned], "snapshot", churned).to_numpy()
-    ids = (df[account_id].astype(str) if account_id else pd.Series([f"A{i:07d}" for i in range(len(df))], index=df.index)).to_numpy()
+    bad = months.isna() | (months < 0) | (months > MAX_TENURE_MONTHS)
+    if bad.any(): vs.append(Violation("snapshot", tenure, f"tenure must be a number of months from 0 to {MAX_TENURE_MONTHS}",
+                                      _snapshot_rows(df, bad, [tenure]), int(bad.sum())))
+    flag, v = _flag_violations(df[churned], "snapshot", churned)
+    vs += v
+    if account_id:
+        ids = _to_str(df[account_id])
+        empty = ids.isna() | ids.isin(_NULL_MARKERS) | (ids.fillna("x").str.strip() == "")
+        dup = ids.duplicated(keep=False) & ~empty
+        for rule, m in [("account ids must not be empty", empty), ("account ids must be unique (one row per account)", dup)]:
+            if m.any(): vs.append(Violation("snapshot", account_id, rule, _snapshot_rows(df, m, [account_id]), int(m.sum())))
+    else: ids = pd.Series([f"A{i:07d}" for i in range(len(df))], index=df.index)
+    money = np.full(len(df), np.nan)
+    if mrr:
+        parsed, v, _ = _check_column("snapshot", Col(mrr, "float", nullable=True), df, None, "")
+        vs += v
+        neg = parsed < 0
+        if neg.any(): vs.append(Violation("snapshot", mrr, "must be >= 0", _snapshot_rows(df, neg, [mrr]), int(neg.sum())))
+        money = parsed.to_numpy(dtype=float)
+    reason = df[cause].to_numpy(dtype=object) if cause else np.full(len(df), "cancelled_voluntary", dtype=object)
+    if cause:
+        wrong = flag.fillna(False).to_numpy(dtype=bool) & ~pd.Series(reason).isin(CHURN_REASONS).to_numpy()
+        if wrong.any(): vs.append(Violation("snapshot", cause, f"the cause of a churned account must be one of {list(CHURN_REASONS)}; "
+                                            "map the export's values first, e.g. df[col].map({...})",
+                                            _snapshot_rows(df, wrong, [churned, cause]), int(wrong.sum())))
+    if vs: raise BookError(vs)
+    flag, ids = flag.to_numpy(), ids.to_numpy()
     start = pd.to_datetime([t - pd.DateOffset(months=int(m)) - pd.Timedelta(days=int(m == 0)) for m in months.round()])
     contract = {c.name for c in TABLES["accounts"]}
     used = {tenure, churned, mrr, account_id, cause}
@@ -304,11 +439,9 @@ def from_account_snapshot(df: pd.DataFrame,                 # one row per accoun
         if c.name not in accounts: accounts[c.name] = df[c.name].to_numpy() if c.name in df else None
     for c in df.columns:
         if c not in used and c not in contract: accounts[c] = df[c].to_numpy()
-    reason = df[cause].to_numpy() if cause else np.full(len(df), "cancelled_voluntary", dtype=object)
     subs = pd.DataFrame({"subscription_id": [f"S-{i}" for i in ids], "account_id": ids, "product": "main", "use_case": None,
                          "start_date": start, "end_date": pd.Series(t, index=range(len(df))).where(flag),
                          "term_months": 12 if billing == "annual" else 1, "billing": billing,
-                         "mrr": pd.to_numeric(df[mrr], errors="coerce").to_numpy() if mrr else np.nan, "list_mrr": np.nan,
-                         "end_reason": np.where(flag, reason, None)})
+                         "mrr": money, "list_mrr": np.nan, "end_reason": np.where(flag, reason, None)})
     return Book(BookMeta(name, currency, description=f"imported from a one-row-per-account export as of {t.date()}"),
                 accounts=accounts, subscriptions=subs)

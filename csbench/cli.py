@@ -4,6 +4,8 @@
 
 # %% ../notebooks/61_cli.ipynb #4e5f192f
 from __future__ import annotations
+import signal, threading
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -67,19 +69,41 @@ def synth(out: Annotated[Path, typer.Argument(help="Folder to write (csv, parque
           start: Annotated[str, typer.Option(help="First day of the window (the first of a month).")] = "2023-01-01",
           seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same book.")] = 42,
           currency: Annotated[str, typer.Option(help="Currency of the book: JPY, USD or EUR.")] = "JPY",
-          format: Annotated[Format, typer.Option("--format", help="File format.")] = Format.csv):
+          format: Annotated[Format, typer.Option("--format", help="File format.")] = Format.csv,
+          chunk_accounts: Annotated[int, typer.Option(min=1, help="Books larger than this are simulated and written in "
+                                                      "chunks of this many accounts (bounded memory; csv or parquet).")] = 50_000,
+          workers: Annotated[Optional[int], typer.Option(min=1, help="Processes simulating chunks at once (parquet); "
+                                                         "default: the CPUs, at most 4.")] = None):
     "Write a synthetic book with known ground truth (the defaults make the sample book)."
-    from csbench.synth import simulate_book
+    from csbench.synth import simulate_book, write_synthetic_book
     from csbench.schema import BookError
+    if accounts > chunk_accounts:   # too large to hold: chunk by chunk, straight to files
+        if format == Format.duckdb: _fail(f"a book of {accounts:,} accounts is written in chunks: use --format parquet (or csv)")
+        try: path = write_synthetic_book(out, accounts, start=start, months=months, seed=seed, currency=currency,
+                                         format=format.value, chunk_accounts=chunk_accounts, workers=workers)
+        except (BookError, ValueError) as e: _fail(str(e))
+        typer.echo(f"{path}: synthetic book of {accounts:,} accounts in {-(-accounts // chunk_accounts)} chunks ({format.value})")
+        return
     try: book, _ = simulate_book(accounts, start=start, months=months, seed=seed, currency=currency)
     except (BookError, ValueError) as e: _fail(str(e))
     typer.echo(f"{book.write(out, format=format.value)}: {book!r}")
 
 # %% ../notebooks/61_cli.ipynb #c4678fe0
+@contextmanager
+def _sigterm_interrupts():
+    "In the block SIGTERM raises KeyboardInterrupt('SIGTERM'), as Ctrl-C does, so a stopped run cleans up (main thread only)."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum, frame): raise KeyboardInterrupt("SIGTERM")
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, before)
+
 @app.command()
 def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. reports/quarterly.yaml.")],
            period: Annotated[Optional[str], typer.Option(help="Period: 2025Q4, 2025-12 or 2025 (default: the config's).")] = None,
-           data: Annotated[Optional[Path], typer.Option(help="Book folder or .duckdb file (default: the config's).")] = None,
+           data: Annotated[Optional[Path], typer.Option(help="Book folder or .duckdb file (default: the config's); must lie in the config's data roots.")] = None,
            lang: Annotated[Optional[Lang], typer.Option(help="Language of the report (default: the config's).")] = None,
            keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the other templates when one fails; mark it on the index.")] = False,
            jobs: Annotated[Optional[int], typer.Option(min=1, help="Templates run at once (default: one per CPU).")] = None,
@@ -87,9 +111,14 @@ def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. re
     "Run a report's templates on its book and print the path of index.html."
     from csbench.report import run_report, ReportError
     from csbench.schema import BookError
-    try: res = run_report(config, period=period, data=data, lang=lang.value if lang else None,
-                          keep_going=keep_going, jobs=jobs, progress=progress)
-    except (ReportError, BookError) as e: _fail(str(e))
+    with _sigterm_interrupts():
+        try: res = run_report(config, period=period, data=data, lang=lang.value if lang else None,
+                              keep_going=keep_going, jobs=jobs, progress=progress)
+        except (ReportError, BookError) as e: _fail(str(e))
+        except KeyboardInterrupt as e:
+            how = "SIGTERM" if e.args == ("SIGTERM",) else "SIGINT"
+            typer.echo(f"Error: interrupted ({how}); the report folder holds the last complete report, nothing half-written", err=True)
+            raise typer.Exit(143 if how == "SIGTERM" else 130)
     for w in res.warnings: typer.echo(f"Warning: {w}", err=True)
     typer.echo(str(res.index))
     if not res.ok:

@@ -9,7 +9,7 @@ import pandas as pd
 import ibis
 from .book import as_timestamp
 from .engine import execute
-from .revenue import known_subscriptions, period_months, _as_list
+from .revenue import period_months, _as_list, _known
 from .schema import BookError
 
 KINDS = ("logo", "revenue")
@@ -36,7 +36,60 @@ def _first_terms(paid, by):
     first = first.left_join(last, "account_id").drop("account_id_right")
     return first.mutate(first_end=first.first_end.fill_null(first.last_reach)).drop("last_reach")
 
-def retention_table(book_or_subscriptions,      # a Book, or the subscriptions table
+def _months_between(fs, d):
+    "ibis: calendar months from the month of `fs` to the month of `d`."
+    return (d.year() - fs.year()).cast("int64") * 12 + (d.month() - fs.month()).cast("int64")
+
+def _ages_before(fs, d, step: int, inclusive: bool = False):
+    "ibis: the last age a whose anniversary fs + a*step months falls before `d` (on or before with `inclusive`)."
+    m = _months_between(fs, d)
+    at = fs + m.as_interval("M")
+    m = ((at <= d) if inclusive else (at < d)).ifelse(m, m - 1)
+    return (m / step).floor().cast("int64") if step > 1 else m
+
+def _first_age_from(fs, d, step: int):
+    "ibis: the first age a whose anniversary fs + a*step months falls on or after `d`."
+    m = _months_between(fs, d)
+    m = (fs + m.as_interval("M") >= d).ifelse(m, m + 1)
+    return ibis.greatest((m / step).ceil().cast("int64"), 0) if step > 1 else ibis.greatest(m, 0)
+
+def _cells(paid, first, by, n_ages: int, step: int):
+    """ibis: per segment, cohort and age the members observed, the members paying and their MRR at the anniversary.
+    Each term pays over a run of ages [lo, hi] computed by calendar arithmetic; overlapping runs of an account are
+    merged for the logo count; counts and MRR are running sums of +/- steps over ages (no account x age expansion)."""
+    keys = [*by, "cohort"]
+    t = paid.select("account_id", "subscription_id", "start_date", "end_date", "mrr").join(first, "account_id")
+    end_age = t.end_date.isnull().ifelse(t.pay_until, ibis.least(t.pay_until, _ages_before(t.first_start, t.end_date, step)))
+    t = t.mutate(lo=_first_age_from(t.first_start, t.start_date, step), hi=end_age)
+    t = t.filter(t.lo <= t.hi)
+    # logo: merge each account's overlapping runs, so an account paying twice at an age counts once
+    order = [t.lo, t.hi, t.subscription_id]   # a total order: both windows must see ties the same way
+    upto = ibis.window(group_by="account_id", order_by=order, rows=(None, 0))
+    t = t.mutate(reach=t.hi.max().over(upto))
+    t = t.mutate(reach=t.reach.lag().over(ibis.window(group_by="account_id", order_by=order)))  # furthest run before
+    t = t.mutate(island=(t.reach.isnull() | (t.lo > t.reach)).cast("int64").sum().over(upto))
+    runs = t.group_by(["account_id", *keys, "island"]).aggregate(lo=t.lo.min(), hi=t.hi.max())
+    dec, zero = "decimal(38, 6)", ibis.literal(0).cast("decimal(38, 6)")
+    none = ibis.literal(0, "int64")
+    steps = [
+        first.select(*keys, age=ibis.literal(0, "int64"), observed=ibis.literal(1, "int64"), paying=none, mrr=zero),
+        first.select(*keys, age=first.last_age + 1, observed=ibis.literal(-1, "int64"), paying=none, mrr=zero),
+        runs.select(*keys, age=runs.lo, observed=none, paying=ibis.literal(1, "int64"), mrr=zero),
+        runs.select(*keys, age=runs.hi + 1, observed=none, paying=ibis.literal(-1, "int64"), mrr=zero),
+        t.select(*keys, age=t.lo, observed=none, paying=none, mrr=t.mrr.cast(dec)),
+        t.select(*keys, age=t.hi + 1, observed=none, paying=none, mrr=-t.mrr.cast(dec)),
+    ]
+    u = steps[0].union(*steps[1:], distinct=False)
+    d = u.group_by([*keys, "age"]).aggregate(observed=u.observed.sum(), paying=u.paying.sum(), mrr=u.mrr.sum())
+    ages = ibis.memtable(pd.DataFrame({"age": np.arange(n_ages, dtype="int64")}))
+    grid = first.select(*keys).distinct().cross_join(ages)
+    g = grid.left_join(d, [*(grid[k] == d[k] for k in keys), grid.age == d.age])
+    cw = ibis.window(group_by=keys, order_by="age", preceding=None, following=0)
+    g = g.select(*keys, age=grid.age, observed=g.observed.fill_null(0).sum().over(cw),
+                 paying=g.paying.fill_null(0).sum().over(cw), mrr=g.mrr.fill_null(zero).sum().over(cw))
+    return g.filter(g.observed > 0)
+
+def retention_table(book_or_subscriptions,      # a Book, the subscriptions table, a LazyBook or an ibis table
                     *,
                     as_of,                      # only what was known at the end of this day is used
                     cohort: str = "Q",          # cohorts by the month ("M"), quarter ("Q") or year ("Y") of the first paid contract
@@ -54,27 +107,21 @@ def retention_table(book_or_subscriptions,      # a Book, or the subscriptions t
     if cohort not in _TRUNC: raise ValueError(f"cohort must be 'M', 'Q' or 'Y'; got {cohort!r}")
     step, by = period_months(period), _as_list(by)
     if period not in ("M", "Q", "Y"): raise ValueError(f"period must be 'M', 'Q' or 'Y'; got {period!r}")
-    s = known_subscriptions(book_or_subscriptions, t, by=by, accounts=accounts, validate=validate, require_mrr=kind == "revenue")
-    if kind == "logo": s = s.assign(mrr=s.mrr.fillna(1.0))   # a logo table needs only to know a term ran: unknown MRR = paying
+    s, _ = _known(book_or_subscriptions, t, by, accounts, "term_end", validate, con, require_mrr=kind == "revenue")
+    if kind == "logo": s = s.mutate(mrr=s.mrr.fill_null(1.0))   # a logo table needs only to know a term ran: unknown MRR = paying
     size_col = "accounts" if kind == "logo" else "start_mrr"
-    paid_df = s[s.mrr > 0]
-    if paid_df.empty: return _empty_table(by, cohort, size_col)
-    n_ages = int(((t.year - paid_df.start_date.min().year) * 12 + t.month - paid_df.start_date.min().month) // step) + 1
-    paid = ibis.memtable(paid_df)
-    first = _first_terms(paid, by)
+    paid = s.filter(s.mrr > 0)
+    first_start = execute(paid.start_date.min(), con)
+    if first_start is None or pd.isna(first_start): return _empty_table(by, cohort, size_col)
+    n_ages = int(((t.year - first_start.year) * 12 + t.month - first_start.month) // step) + 1
+    if include_returns and not by:   # only each account's first start is needed: skip the lifetime windows
+        first = paid.group_by("account_id").aggregate(first_start=paid.start_date.min())
+    else: first = _first_terms(paid, by)
     first = first.mutate(cohort=first.first_start.truncate(_TRUNC[cohort]))
-    ages = ibis.memtable(pd.DataFrame({"age": np.arange(n_ages, dtype="int64")}))
-    obs = first.cross_join(ages)
-    obs = obs.mutate(at=obs.first_start + (obs.age * step).as_interval("M"))
-    obs = obs.filter(obs.at <= t)
-    if not include_returns: obs = obs.mutate(alive=obs.at < obs.first_end)
-    terms = paid.select(sid="account_id", s0="start_date", s1="end_date", m="mrr")
-    j = obs.left_join(terms, [obs.account_id == terms.sid, terms.s0 <= obs.at, terms.s1.isnull() | (terms.s1 > obs.at)])
-    m = j.m.cast("decimal(38, 6)").fill_null(0)
-    if not include_returns: m = j.alive.ifelse(m, 0)
-    per = j.group_by(["account_id", *by, "cohort", "age"]).aggregate(m=m.sum())
-    cells = per.group_by([*by, "cohort", "age"]).aggregate(observed=per.count(), paying=(per.m > 0).cast("int64").sum(),
-                                                          mrr=per.m.sum())
+    first = first.mutate(last_age=_ages_before(first.first_start, ibis.timestamp(t), step, inclusive=True))  # observed up to
+    pay_until = first.last_age if include_returns else ibis.least(first.last_age, _ages_before(first.first_start, first.first_end, step))
+    first = first.mutate(pay_until=pay_until)   # first lifetime only: nothing counts from its end on
+    cells = _cells(paid, first, by, n_ages, step)
     c = execute(cells, con)
     return _shape(c, by, cohort, kind, size_col, period, t)
 

@@ -15,7 +15,8 @@ from ibis.expr.types import Table, Expr
 BACKENDS = ("duckdb", "spark")
 
 # %% auto #0
-__all__ = ['BACKENDS', 'connect', 'register', 'register_book', 'default_backend', 'execute']
+__all__ = ['BACKENDS', 'connect', 'register', 'register_book', 'default_backend', 'backend_of', 'execute', 'LazyBook',
+           'scan_book']
 
 # %% ../notebooks/04_engine.ipynb #bceba12c
 def _duckdb2_compat():
@@ -32,21 +33,31 @@ def _duckdb2_compat():
     if not hasattr(C, "fetch_record_batch"):
         C.fetch_record_batch = _quiet(lambda self, rows_per_batch=1_000_000: C.to_arrow_reader(self, rows_per_batch))
 
+_SPARK_LOCAL = {  # defaults for one machine; any key can be overridden with conf={...}
+    "spark.sql.session.timeZone": "UTC",        # dates are calendar days: no shift by the JVM's time zone
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": str(max(2, 2 * (os.cpu_count() or 1))),  # 200 (Spark's default) is for clusters
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+}
+
 def _spark(**options):
     if importlib.util.find_spec("pyspark") is None:
         raise ModuleNotFoundError("backend='spark' needs the spark extra: pip install 'csbench[spark]' "
                                   "(pyspark 4.0 with Java 17), or use backend='duckdb'")
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # a laptop's hostname often resolves to nothing routable
     from pyspark.sql import SparkSession
     session = options.pop("session", None)
     if session is None:
-        b = SparkSession.builder.master(options.pop("master", "local[*]")).appName(options.pop("app_name", "csbench"))
-        for k, v in options.pop("conf", {}).items(): b = b.config(k, v)
+        master = options.pop("master", "local[*]")
+        b = SparkSession.builder.master(master).appName(options.pop("app_name", "csbench"))
+        conf = (_SPARK_LOCAL if master.startswith("local") else {"spark.sql.session.timeZone": "UTC"}) | options.pop("conf", {})
+        for k, v in conf.items(): b = b.config(k, v)
         session = b.getOrCreate()
+        session.sparkContext.setLogLevel(options.pop("log_level", "ERROR"))
     return ibis.pyspark.connect(session, **options)
 
 def connect(backend: str = "duckdb", # "duckdb" (embedded, default) or "spark" (needs the spark extra)
-            **options,               # duckdb: database=":memory:" (or a .duckdb file), threads, memory_limit, ...; spark: session=, master="local[*]", conf={}
+            **options,               # duckdb: database=":memory:" (or a .duckdb file), threads, memory_limit, ...; spark: session=, master="local[*]", conf={}, log_level="ERROR"
            ) -> ibis.BaseBackend:
     "An ibis backend on which csbench runs its aggregations."
     if backend == "duckdb":
@@ -68,6 +79,7 @@ def register(con: ibis.BaseBackend, # a backend from `connect`
         if not (p.endswith(".parquet") or "*" in p or Path(p).is_dir()):
             raise ValueError(f"register reads Parquet in place: give a .parquet file, a folder of them or a glob; got {p!r}")
         if "*" not in p and not Path(p).exists(): raise FileNotFoundError(f"no Parquet data at {p}")
+        if Path(p).is_dir(): p = str(Path(p) / "*.parquet")   # a folder of parts (Spark's layout, chunked synth)
         return con.create_view(name, con.read_parquet(p), overwrite=True)
     raise TypeError(f"data must be a pandas DataFrame, a Parquet path or an ibis Table; got {type(data).__name__}")
 
@@ -94,18 +106,58 @@ def default_backend() -> ibis.BaseBackend:
     if _default is None: _default = connect()
     return _default
 
+def backend_of(expr: Expr, # an ibis expression
+               con=None,   # an explicit backend wins
+              ) -> ibis.BaseBackend:
+    "The backend `expr` runs on: `con` when given, else the one its tables are bound to, else `default_backend()`."
+    if con is not None: return con
+    try: return expr._find_backend(use_default=False)
+    except ibis.common.exceptions.IbisError: return default_backend()   # only in-memory tables: run them embedded
+
 def execute(expr: Expr, # an ibis expression (a table, column or scalar)
-            con=None,   # backend to run it on; `default_backend()` when None
+            con=None,   # backend to run it on; when None, the backend its tables live on (or `default_backend()`)
            ):
     "Run `expr` and return pandas with datetime64[ns] dates and float64 instead of Decimal."
-    out = (default_backend() if con is None else con).execute(expr)
+    out = backend_of(expr, con).execute(expr)
     if isinstance(out, pd.DataFrame):
         return out.assign(**{c: _fix(out[c], t) for c, t in expr.as_table().schema().items() if _needs_fix(t)})
     if isinstance(out, pd.Series): return _fix(out, expr.type()) if _needs_fix(expr.type()) else out
-    return float(out) if expr.type().is_decimal() and out is not None else out
+    if expr.type().is_decimal() and out is not None: return float(out)
+    if (expr.type().is_timestamp() or expr.type().is_date()) and out is not None: return pd.Timestamp(out)
+    return out
 
 def _needs_fix(t) -> bool: return t.is_decimal() or t.is_timestamp() or t.is_date()
 
 def _fix(s: pd.Series, t) -> pd.Series:
     if t.is_decimal(): return pd.to_numeric(s.astype(object).where(s.notna(), None), errors="coerce").astype("float64")
     return pd.to_datetime(s).astype("datetime64[ns]")
+
+# %% ../notebooks/04_engine.ipynb #7eebd098
+class LazyBook:
+    "A book whose tables are engine views over Parquet files (read in place); `meta` as in `Book`."
+    def __init__(self, meta, tables: dict, con):
+        self.meta, self.tables, self.con = meta, tables, con
+    def __getattr__(self, name):
+        from csbench.schema import TABLES
+        if name in TABLES: return self.__dict__["tables"].get(name)
+        raise AttributeError(name)
+    def require(self, *names: str) -> None:
+        "Raise `MissingTableError` unless every table in `names` is in the book."
+        from csbench.book import MissingTableError
+        missing = [n for n in names if n not in self.tables]
+        if missing: raise MissingTableError(f"this analysis needs the table(s) {', '.join(missing)}; the book has "
+                                            f"{', '.join(sorted(self.tables))}")
+    def __repr__(self):
+        return f"LazyBook({self.meta.name!r}, {self.meta.currency}, tables={sorted(self.tables)}, backend={self.con.name})"
+
+def scan_book(path,     # a folder written by `Book.write(..., format="parquet")` or `csbench synth --format parquet`
+              con=None, # backend from `connect`; a new in-memory DuckDB connection when None
+             ) -> LazyBook:
+    "Open a Parquet book lazily: `book.yaml` is read, each table becomes a view over its file(s)."
+    from csbench.book import _read_meta
+    from csbench.schema import BookError
+    path = Path(path)
+    if not path.is_dir(): raise BookError(f"scan_book needs a folder of Parquet tables with book.yaml; {path} is not a folder")
+    meta, _ = _read_meta(path)
+    con = connect() if con is None else con
+    return LazyBook(meta, register_book(con, path), con)

@@ -12,6 +12,11 @@ from .schema import BookError, CHURN_REASONS
 DAYS_PER_MONTH = 365.25 / 12
 _FAR = pd.Timestamp("2262-01-01")
 
+def _known(book: Book, t: pd.Timestamp, *tables: str) -> Book:
+    "`book.truncate(t)` of the accounts, the subscriptions and the named optional tables (cutting the others is wasted work)."
+    return Book(book.meta, book.accounts, book.subscriptions, validate=False,
+                **{n: book.tables[n] for n in tables if n in book.tables}).truncate(t)
+
 # %% auto #0
 __all__ = ['DAYS_PER_MONTH', 'mrr_at', 'customer_spells', 'account_frame', 'monthly_panel', 'survival_frame', 'churn_labels']
 
@@ -63,7 +68,7 @@ def account_frame(book: Book,   # the book
                  ) -> pd.DataFrame:
     "One row per account at `as_of`: attributes, status, MRR/ARR, tenure, churn and renewal."
     t = as_timestamp(as_of)
-    b = book.truncate(t)
+    b = _known(book, t)
     acc = b.accounts.set_index("account_id")
     st = _status(b, t).reindex(acc.index)
     out = acc.join(st)
@@ -109,7 +114,7 @@ def monthly_panel(book: Book,  # the book
                  ) -> pd.DataFrame:
     "Account x month panel at month ends: MRR, usage, tickets, overdue days, surveys, sponsor, touches."
     t = as_timestamp(as_of)
-    b = book.truncate(t)
+    b = _known(book, t, "usage", "tickets", "invoices", "surveys", "contacts", "activities")
     k_max = t.year * 12 + t.month - 1 - int((t + pd.Timedelta(days=1)).month == t.month)
     subs = _expand(b.subscriptions, "start_date", "end_date", k_max)
     panel = subs.groupby(["account_id", "_k"]).mrr.sum(min_count=1).reset_index()
@@ -160,7 +165,7 @@ def survival_frame(book: Book,  # the book
                   ) -> pd.DataFrame:
     "One row per account: duration (months), event, cause, covariates at the start of its first lifetime."
     t = as_timestamp(as_of)
-    b = book.truncate(t)
+    b = _known(book, t)
     sp = customer_spells(b.subscriptions)
     first = sp[sp.spell == 1].set_index("account_id")
     event = first.end.notna() & (first.end <= t)
@@ -191,7 +196,7 @@ def churn_labels(book: Book,          # the book
     "Accounts active at `snapshot` with churn within `horizon_months` (null when not yet observable)."
     s0, t = as_timestamp(snapshot), as_timestamp(as_of)
     if s0 > t: raise BookError(f"snapshot {s0.date()} is after as_of {t.date()}: nothing is known about it yet")
-    b = book.truncate(t)
+    b = _known(book, t)
     horizon_end = s0 + pd.DateOffset(months=int(horizon_months))
     mrr = mrr_at(b.subscriptions, s0)
     sp = customer_spells(b.subscriptions)

@@ -13,13 +13,11 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
-from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
-from .book import Book, as_timestamp
-from .frames import DAYS_PER_MONTH, customer_spells, mrr_at
+from .book import Book, add_months, as_timestamp
+from .frames import DAYS_PER_MONTH, _known, customer_spells, mrr_at
 from .labels import LABELS, font_context
 from .schema import BookError, Violation, check_table
 
@@ -131,28 +129,64 @@ def health_label(key,             # a label key, component or scorer name
     return k
 
 # %% ../notebooks/30_health.ipynb #01a6e168
-def _month_index(d: pd.Series) -> pd.Series:
-    return (d.dt.year * 12 + d.dt.month - 1).astype("int64")
+_DAY = np.timedelta64(1, "D")
+_NAT = np.datetime64("NaT", "ns")
 
-def _month_start(k: int) -> pd.Timestamp: return pd.Timestamp(year=k // 12, month=k % 12 + 1, day=1)
+def _month_start(k) -> np.ndarray:
+    "First day of months `k` (year * 12 + month - 1), as datetime64[ns]."
+    return (np.asarray(k, dtype="int64") - 1970 * 12).astype("datetime64[M]").astype("datetime64[ns]")
 
-def _per_account(ids: pd.Index, s: pd.Series, fill: float | None = None) -> np.ndarray:
-    "Values of `s` (indexed by account) for `ids`; `fill` where absent (None: NaN)."
-    v = s.reindex(ids)
+def _days(d: np.ndarray) -> np.ndarray:
+    "Whole days of timedeltas (floor, like `.dt.days`); NaN where NaT."
+    with np.errstate(invalid="ignore"): return np.where(np.isnat(d), np.nan, d // _DAY)
+
+def _dates(s) -> np.ndarray: return np.asarray(s, dtype="datetime64[ns]")
+
+class _Snapshots:
+    "The sorted snapshots, the window edges the measures use, and a way to spread table rows over the snapshots they count at."
+    def __init__(self, snaps: list, accounts: np.ndarray):
+        self.s = np.array(sorted(set(snaps)), dtype="datetime64[ns]")
+        self.n = len(self.s)
+        nxt = pd.DatetimeIndex(self.s + _DAY)
+        self.kc = (nxt.year * 12 + nxt.month - 1).to_numpy(dtype="int64") - 1    # last calendar month complete at each snapshot
+        self.ms0, self.ms5, self.ms11 = _month_start(self.kc), _month_start(self.kc - 5), _month_start(self.kc - 11)
+        self.accounts = pd.Index(accounts)          # sorted: the order rows come out in at each snapshot
+
+    def on_or_after(self, d) -> np.ndarray:
+        "Position of the first snapshot on or after each date (n where the date is NaT: never)."
+        d = _dates(d)
+        return np.where(np.isnat(d), self.n, np.searchsorted(self.s, d, side="left"))
+
+    def while_after(self, edges: np.ndarray, d, nat: int | None = None) -> np.ndarray:
+        "How many leading snapshots have `edges` (one per snapshot, nondecreasing) <= each date; `nat` (default n) where NaT."
+        d = _dates(d)
+        return np.where(np.isnat(d), self.n if nat is None else nat, np.searchsorted(edges, d, side="right"))
+
+    def spread(self, first: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        "(row, snapshot) positions of each row at snapshots first <= i < stop, row after row (so the table's order is kept)."
+        n = np.clip(stop - first, 0, None)
+        rows = np.repeat(np.arange(len(n)), n)
+        return rows, first[rows] + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+
+    def key(self, i: np.ndarray, account_ids) -> np.ndarray:
+        "One integer per (snapshot, account)."
+        return i * len(self.accounts) + self.accounts.get_indexer(account_ids)
+
+def _per_key(values, keys: np.ndarray, how: str, out_keys: np.ndarray, fill: float | None = None) -> np.ndarray:
+    "`values` aggregated by `keys` (size, mean, min, max, last) and looked up for `out_keys`; `fill` where absent (None: NaN)."
+    g = pd.Series(np.asarray(values, dtype=float)).groupby(keys, sort=False)
+    v = (g.size() if how == "size" else getattr(g, how)()).reindex(out_keys)
     return (v if fill is None else v.fillna(fill)).to_numpy(dtype=float)
 
-def _usage_measures(b: Book, ids: pd.Index, kc: int) -> dict:
-    nan = np.full(len(ids), np.nan)
-    if b.usage is None: return {k: nan for k in ("active_users", "seats", "seat_utilisation", "usage_change_3m",
-                                                   "usage_change_6m", "key_feature_events_per_seat")}
-    u = b.usage[b.usage.metric.isin(["active_users", "seats", "key_feature_events"])]
-    u = u.assign(_k=_month_index(u.period))
-    u = u[u._k.isin([kc, kc - 3, kc - 6])]
-    wide = u.pivot_table(index=["account_id", "_k"], columns="metric", values="value", aggfunc="sum")
+def _usage_measures(usage: pd.DataFrame | None, ids: np.ndarray, kc: np.ndarray) -> dict:
+    keys = ("active_users", "seats", "seat_utilisation", "usage_change_3m", "usage_change_6m", "key_feature_events_per_seat")
+    if usage is None: return {k: np.full(len(ids), np.nan) for k in keys}
+    u = usage[usage.metric.isin(["active_users", "seats", "key_feature_events"])]
+    p = pd.DatetimeIndex(u.period)         # months up to the last complete one are all known at the snapshot
+    wide = u.assign(_k=p.year * 12 + p.month - 1).pivot_table(index=["account_id", "_k"], columns="metric", values="value", aggfunc="sum")
     def get(metric, k):
-        if metric not in wide: return nan
-        col = wide[metric]
-        return col.xs(k, level="_k").reindex(ids).to_numpy(dtype=float) if k in col.index.get_level_values("_k") else nan
+        if metric not in wide: return np.full(len(ids), np.nan)
+        return wide[metric].reindex(pd.MultiIndex.from_arrays([ids, k])).to_numpy(dtype=float)
     au, seats, kfe = get("active_users", kc), get("seats", kc), get("key_feature_events", kc)
     au3, au6 = get("active_users", kc - 3), get("active_users", kc - 6)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -161,86 +195,109 @@ def _usage_measures(b: Book, ids: pd.Index, kc: int) -> dict:
                 "usage_change_3m": np.round(ratio(au, au3) - 1, 9), "usage_change_6m": np.round(ratio(au, au6) - 1, 9),
                 "key_feature_events_per_seat": ratio(kfe, seats)}
 
-def _ticket_measures(b: Book, ids: pd.Index, s: pd.Timestamp, kc: int) -> dict:
-    if b.tickets is None: return {k: np.full(len(ids), np.nan) for k in ("p1p2_open_last_month", "p1p2_open", "oldest_p1p2_days")}
-    tk = b.tickets[b.tickets.priority.isin(["P1", "P2"])]
-    last_month = tk[tk.closed_at.isna() | (tk.closed_at >= _month_start(kc))]
-    open_now = tk[tk.closed_at.isna()]          # truncate() blanked closings after the snapshot
-    age = (s - open_now.opened_at).dt.days
-    return {"p1p2_open_last_month": _per_account(ids, last_month.groupby("account_id").size(), 0),
-            "p1p2_open": _per_account(ids, open_now.groupby("account_id").size(), 0),
-            "oldest_p1p2_days": _per_account(ids, age.groupby(open_now.account_id).max(), 0)}
+def _ticket_measures(tickets: pd.DataFrame | None, S: _Snapshots, out: np.ndarray) -> dict:
+    if tickets is None: return {k: np.full(len(out), np.nan) for k in ("p1p2_open_last_month", "p1p2_open", "oldest_p1p2_days")}
+    tk = tickets[tickets.priority.isin(["P1", "P2"])]
+    opened, closed = _dates(tk.opened_at), _dates(tk.closed_at)
+    rows, i = S.spread(S.on_or_after(opened), S.while_after(S.ms0, closed))   # opened by the snapshot, not closed before last month
+    key = S.key(i, tk.account_id.to_numpy()[rows])
+    still = ~(closed[rows] <= S.s[i])                                          # open at the snapshot
+    return {"p1p2_open_last_month": _per_key(np.ones(len(key)), key, "size", out, 0),
+            "p1p2_open": _per_key(np.ones(still.sum()), key[still], "size", out, 0),
+            "oldest_p1p2_days": _per_key(((S.s[i] - opened[rows]) // _DAY)[still], key[still], "max", out, 0)}
 
-def _invoice_measures(b: Book, ids: pd.Index, s: pd.Timestamp) -> dict:
-    if b.invoices is None: return {"days_overdue": np.full(len(ids), np.nan)}
-    iv = b.invoices
-    late = iv[iv.paid_at.isna() & (iv.due_at < s)]
-    return {"days_overdue": _per_account(ids, (s - late.due_at).dt.days.groupby(late.account_id).max(), 0)}
+def _invoice_measures(invoices: pd.DataFrame | None, S: _Snapshots, out: np.ndarray) -> dict:
+    if invoices is None: return {"days_overdue": np.full(len(out), np.nan)}
+    issued, due, paid = (_dates(invoices[c]) for c in ("issued_at", "due_at", "paid_at"))
+    first = np.maximum(S.on_or_after(issued), S.while_after(S.s, due))        # issued by the snapshot and due before it,
+    rows, i = S.spread(first, S.on_or_after(paid))                            # not paid by then
+    return {"days_overdue": _per_key((S.s[i] - due[rows]) // _DAY, S.key(i, invoices.account_id.to_numpy()[rows]), "max", out, 0)}
 
-def _survey_measures(b: Book, ids: pd.Index, s: pd.Timestamp, kc: int) -> dict:
-    keys = ("nps_min_6m", "nps_latest", "nps_trend", "csat_90d", "csat_trend")
-    if b.surveys is None: return {k: np.full(len(ids), np.nan) for k in keys}
-    sv = b.surveys
-    nps, csat = sv[sv.kind == "nps"], sv[sv.kind == "csat"]
-    six, twelve = _month_start(kc - 5), _month_start(kc - 11)
-    recent, before = nps[nps.answered_at >= six], nps[(nps.answered_at >= twelve) & (nps.answered_at < six)]
-    year = nps[nps.answered_at > s - pd.Timedelta(days=365)].sort_values("answered_at")
-    c90, c180 = s - pd.Timedelta(days=90), s - pd.Timedelta(days=180)
-    cr, cb = csat[csat.answered_at > c90], csat[(csat.answered_at > c180) & (csat.answered_at <= c90)]
-    mean = lambda d: d.groupby("account_id").score.mean()
-    return {"nps_min_6m": _per_account(ids, recent.groupby("account_id").score.min()),
-            "nps_latest": _per_account(ids, year.groupby("account_id").score.last()),
-            "nps_trend": _per_account(ids, mean(recent) - mean(before)),
-            "csat_90d": _per_account(ids, mean(cr)),
-            "csat_trend": _per_account(ids, mean(cr) - mean(cb))}
+def _survey_measures(surveys: pd.DataFrame | None, S: _Snapshots, out: np.ndarray) -> dict:
+    if surveys is None: return {k: np.full(len(out), np.nan) for k in ("nps_min_6m", "nps_latest", "nps_trend", "csat_90d", "csat_trend")}
+    def agg(d, first, stop, how):
+        rows, i = S.spread(first, stop)
+        return _per_key(d.score.to_numpy(dtype=float)[rows], S.key(i, d.account_id.to_numpy()[rows]), how, out)
+    nps, csat = surveys[surveys.kind == "nps"], surveys[surveys.kind == "csat"]
+    a = _dates(nps.answered_at)
+    known, six = S.on_or_after(a), S.while_after(S.ms5, a)
+    recent = lambda how: agg(nps, known, six, how)                            # the last six calendar months
+    before = agg(nps, np.maximum(known, six), S.while_after(S.ms11, a), "mean")   # the six before them
+    by_day = np.argsort(a, kind="stable")                                     # latest within a year; same day: the later row
+    latest = agg(nps.iloc[by_day], known[by_day], S.on_or_after(a[by_day] + 365 * _DAY), "last")
+    c = _dates(csat.answered_at)
+    d90 = S.on_or_after(c + 90 * _DAY)
+    c90 = agg(csat, S.on_or_after(c), d90, "mean")                             # s - 90 d < answered <= s
+    c180 = agg(csat, d90, S.on_or_after(c + 180 * _DAY), "mean")               # s - 180 d < answered <= s - 90 d
+    return {"nps_min_6m": recent("min"), "nps_latest": latest, "nps_trend": recent("mean") - before,
+            "csat_90d": c90, "csat_trend": c90 - c180}
 
-def _contact_measures(b: Book, ids: pd.Index, kc: int) -> dict:
-    keys = ("sponsor_departures_6m", "sponsor_present", "champion_present")
-    if b.contacts is None: return {k: np.full(len(ids), np.nan) for k in keys}
-    ct = b.contacts[b.contacts.left_at.isna()]              # in place at the snapshot (truncate() blanked later departures)
-    sp = b.contacts[b.contacts.role == "sponsor"]
-    gone = sp[sp.left_at.notna() & (sp.left_at >= _month_start(kc - 5))]
-    present = lambda role: _per_account(ids, ct[ct.role == role].groupby("account_id").size(), 0).clip(0, 1)
-    return {"sponsor_departures_6m": _per_account(ids, gone.groupby("account_id").size(), 0),
+def _contact_measures(contacts: pd.DataFrame | None, S: _Snapshots, out: np.ndarray) -> dict:
+    if contacts is None: return {k: np.full(len(out), np.nan) for k in ("sponsor_departures_6m", "sponsor_present", "champion_present")}
+    started, left = _dates(contacts.started_at), _dates(contacts.left_at)
+    ids, role = contacts.account_id.to_numpy(), contacts.role.to_numpy()
+    rows, i = S.spread(S.on_or_after(started), S.on_or_after(left))          # in place: started by the snapshot, not left by it
+    key = S.key(i, ids[rows])
+    present = lambda r: _per_key(np.ones((role[rows] == r).sum()), key[role[rows] == r], "size", out, 0).clip(0, 1)
+    sp = role == "sponsor"                                                     # sponsors who left by the snapshot, in the last six months
+    g_rows, g_i = S.spread(np.maximum(S.on_or_after(started), S.on_or_after(left))[sp], S.while_after(S.ms5, left, nat=0)[sp])
+    return {"sponsor_departures_6m": _per_key(np.ones(len(g_rows)), S.key(g_i, ids[sp][g_rows]), "size", out, 0),
             "sponsor_present": present("sponsor"), "champion_present": present("champion")}
 
-def _milestone_measures(b: Book, ids: pd.Index, s: pd.Timestamp, created: pd.Series) -> dict:
-    if b.milestones is None: return {"days_to_first_goal": np.full(len(ids), np.nan), "milestones_reached": np.full(len(ids), np.nan)}
-    m = b.milestones
-    goal = m[m.milestone == "first_goal"].groupby("account_id").reached_at.min().reindex(ids)
-    c = created.reindex(ids)
-    waited = (s - c).dt.days + 2        # not reached by the snapshot: reached the day after at the earliest
-    return {"days_to_first_goal": (goal - c).dt.days.where(goal.notna(), waited).to_numpy(dtype=float),
-            "milestones_reached": _per_account(ids, m.groupby("account_id").milestone.nunique(), 0)}
+def _milestone_measures(milestones: pd.DataFrame | None, S: _Snapshots, out: np.ndarray, out_s: np.ndarray, created: np.ndarray) -> dict:
+    if milestones is None: return {"days_to_first_goal": np.full(len(out), np.nan), "milestones_reached": np.full(len(out), np.nan)}
+    first = milestones.groupby(["account_id", "milestone"], sort=False).reached_at.min().reset_index()   # each milestone counts once reached
+    rows, i = S.spread(S.on_or_after(first.reached_at), np.full(len(first), S.n))
+    goal = first[first.milestone == "first_goal"].set_index("account_id").reached_at
+    g = _dates(goal.reindex(S.accounts[out % len(S.accounts)]))
+    g = np.where(g <= out_s, g, _NAT)                                          # reached by the snapshot
+    return {"days_to_first_goal": np.where(np.isnat(g), _days(out_s - created) + 2, _days(g - created)),   # not yet: a day away at least
+            "milestones_reached": _per_key(np.ones(len(rows)), S.key(i, first.account_id.to_numpy()[rows]), "size", out, 0)}
 
-def _activity_measures(b: Book, ids: pd.Index, s: pd.Timestamp) -> dict:
-    if b.activities is None: return {"touches_90d": np.full(len(ids), np.nan)}
-    a = b.activities[b.activities["at"] > s - pd.Timedelta(days=90)]
-    return {"touches_90d": _per_account(ids, a.groupby("account_id").size(), 0)}
+def _activity_measures(activities: pd.DataFrame | None, S: _Snapshots, out: np.ndarray) -> dict:
+    if activities is None: return {"touches_90d": np.full(len(out), np.nan)}
+    at = _dates(activities["at"])
+    rows, i = S.spread(S.on_or_after(at), S.on_or_after(at + 90 * _DAY))    # s - 90 d < at <= s
+    return {"touches_90d": _per_key(np.ones(len(rows)), S.key(i, activities.account_id.to_numpy()[rows]), "size", out, 0)}
 
 # %% ../notebooks/30_health.ipynb #19ea80a3
-def _next_billing(start: pd.Series, s: pd.Timestamp) -> pd.Series:
+def _next_billing(start: np.ndarray, s: np.ndarray) -> np.ndarray:
     "The next monthly billing date after `s` of terms that started on `start` (same day of month, clipped to month end)."
-    day = start.dt.day.to_numpy()
-    k = s.year * 12 + s.month - 1 + (day <= s.day)
-    first = pd.to_datetime(pd.DataFrame({"year": k // 12, "month": k % 12 + 1, "day": 1}))
-    last_day = (first + pd.offsets.MonthEnd(0)).dt.day.to_numpy()
-    return pd.Series((first + pd.to_timedelta(np.minimum(day, last_day) - 1, unit="D")).to_numpy(), index=start.index)
+    st, sn = pd.DatetimeIndex(start), pd.DatetimeIndex(s)
+    day = st.day.to_numpy()
+    k = sn.year.to_numpy() * 12 + sn.month.to_numpy() - 1 + (day <= sn.day.to_numpy())
+    first = _month_start(k)
+    return first + (np.minimum(day, (_month_start(k + 1) - first) // _DAY) - 1) * _DAY
 
-def _contract_measures(b: Book, s: pd.Timestamp) -> pd.DataFrame:
-    "Accounts paying at `s`: ARR, billing, discount, tenure and months to renewal."
-    subs = b.subscriptions
-    mrr = mrr_at(subs, s)
-    running = subs[(subs.start_date <= s) & (subs.end_date.isna() | (subs.end_date > s))]
-    lead = running.sort_values(["mrr", "subscription_id"], ascending=[False, True]).groupby("account_id").head(1).set_index("account_id")
-    out = pd.DataFrame({"arr": 12 * mrr})
-    out["billing"] = lead.billing
-    out["discount"] = (1 - running.groupby("account_id").mrr.sum() / running.groupby("account_id").list_mrr.sum(min_count=1)).round(6)
-    out["tenure_months"] = (s - subs.groupby("account_id").start_date.min()).dt.days / DAYS_PER_MONTH
-    annual_end = running[running.term_months > 1].groupby("account_id").end_date.min()
-    nxt = _next_billing(lead.start_date, s).where(lead.term_months == 1, annual_end.reindex(lead.index))
-    out["months_to_renewal"] = (nxt - s).dt.days / DAYS_PER_MONTH
-    return out
+def _contract_measures(subs: pd.DataFrame, S: _Snapshots) -> pd.DataFrame:
+    "Accounts paying at each snapshot (snapshot by snapshot, accounts sorted): ARR, billing, discount, tenure, months to renewal."
+    start, end = _dates(subs.start_date), _dates(subs.end_date)
+    rows, i = S.spread(S.on_or_after(start), S.on_or_after(end))     # running: start <= s < end (an end after s is not known at s)
+    order = np.lexsort((S.accounts.get_indexer(subs.account_id.to_numpy()[rows]), i))   # stable: within an account, the table's order
+    rows, i = rows[order], i[order]
+    r = subs.iloc[rows]
+    a, s = S.accounts.get_indexer(r.account_id), S.s[i]
+    term = r.term_months.to_numpy(dtype=float, na_value=np.nan)
+    sched = _dates(add_months(r.start_date, r.term_months))
+    e = pd.DataFrame({"i": i, "a": a, "mrr": r.mrr.to_numpy(dtype=float), "list_mrr": r.list_mrr.to_numpy(dtype=float),
+                      # the end of an annual term as known at s (`Book.truncate`): its scheduled end while it lies after s
+                      "annual_end": np.where((term > 1) & ~np.isnat(end[rows]) & (sched > s), sched, _NAT)})
+    g = e.groupby(["i", "a"], sort=True)
+    mrr = g.mrr.sum(min_count=1)
+    m = e.mrr.to_numpy()
+    rank = pd.Index(np.unique(subs.subscription_id.astype(str))).get_indexer(r.subscription_id.astype(str))
+    lead = np.lexsort((rank, np.where(np.isnan(m), np.inf, -m), a, i))      # the largest MRR, then the lowest subscription id
+    head = np.ones(len(lead), dtype=bool)
+    head[1:] = (np.diff(i[lead]) != 0) | (np.diff(a[lead]) != 0)
+    lead = r.iloc[lead[head]]
+    oi = mrr.index.get_level_values("i").to_numpy()
+    ids, so = S.accounts[mrr.index.get_level_values("a")].to_numpy(), S.s[oi]
+    first_start = _dates(subs.groupby("account_id").start_date.min().reindex(ids))
+    nxt = np.where(lead.term_months.to_numpy(dtype=float, na_value=np.nan) == 1, _next_billing(_dates(lead.start_date), so),
+                   _dates(g.annual_end.min()))
+    return pd.DataFrame({"i": oi, "account_id": ids, "arr": 12 * mrr.to_numpy(), "billing": lead.billing.to_numpy(),
+                         "discount": (1 - g.mrr.sum().to_numpy() / g.list_mrr.sum(min_count=1).to_numpy()).round(6),
+                         "tenure_months": _days(so - first_start) / DAYS_PER_MONTH, "months_to_renewal": _days(nxt - so) / DAYS_PER_MONTH})
 
 def _as_dates(dates, what: str) -> list[pd.Timestamp]:
     "A date or a list of dates as Timestamps, with a clear error."
@@ -252,34 +309,33 @@ def _as_dates(dates, what: str) -> list[pd.Timestamp]:
     if not out: raise BookError(f"{what}: give at least one date")
     return out
 
-def _snapshot_components(book: Book, s: pd.Timestamp) -> pd.DataFrame:
-    b = book.truncate(s)
-    con = _contract_measures(b, s)
-    ids = con.index.rename("account_id")
-    kc = _month_index(pd.Series([s + pd.Timedelta(days=1)])).iloc[0] - 1     # last month complete at s
-    acc = b.accounts.set_index("account_id")
-    out = pd.DataFrame({"account_id": ids, "snapshot": np.datetime64(s, "ns")}, index=ids)
-    for part in (_usage_measures(b, ids, kc), _ticket_measures(b, ids, s, kc), _invoice_measures(b, ids, s),
-                 _survey_measures(b, ids, s, kc), _contact_measures(b, ids, kc),
-                 _milestone_measures(b, ids, s, acc.created_at), _activity_measures(b, ids, s)):
-        for k, v in part.items(): out[k] = v
-    for c in ("tenure_months", "months_to_renewal", "arr", "billing", "discount"): out[c] = con[c]
-    for c in ("touch_model", "industry", "channel"): out[c] = acc[c].reindex(ids)
-    return out.reset_index(drop=True)
-
 def health_components(book: Book,  # the book
                       snapshots,   # a date or a list of dates; each row sees only what was known that day
                      ) -> pd.DataFrame:
     "One row per account paying at each snapshot: the measures behind every health component (NaN = no data)."
     if not isinstance(book, Book): raise BookError(f"health_components needs a csbench Book, got {type(book).__name__}")
-    snaps = _as_dates(snapshots, "snapshots")
-    parts = [_snapshot_components(book, s) for s in sorted(set(snaps))]
-    return pd.concat(parts, ignore_index=True)
+    S = _Snapshots(_as_dates(snapshots, "snapshots"), np.unique(book.subscriptions.account_id.astype(str)))
+    con = _contract_measures(book.subscriptions, S)
+    i, ids = con.i.to_numpy(), con.account_id.to_numpy()
+    s, keys = S.s[i], S.key(i, ids)
+    acc = book.accounts.set_index("account_id")
+    created = _dates(acc.created_at.reindex(ids))
+    created = np.where(created <= s, created, _NAT)                 # an account created after the snapshot is not known then
+    out = pd.DataFrame({"account_id": ids, "snapshot": s})
+    for part in (_usage_measures(book.usage, ids, S.kc[i]), _ticket_measures(book.tickets, S, keys),
+                 _invoice_measures(book.invoices, S, keys), _survey_measures(book.surveys, S, keys),
+                 _contact_measures(book.contacts, S, keys), _milestone_measures(book.milestones, S, keys, s, created),
+                 _activity_measures(book.activities, S, keys)):
+        for k, v in part.items(): out[k] = v
+    for c in ("tenure_months", "months_to_renewal", "arr", "billing", "discount"): out[c] = con[c].to_numpy()
+    known = pd.Series(~np.isnat(created))
+    for c in ("touch_model", "industry", "channel"): out[c] = acc[c].reindex(ids).reset_index(drop=True).where(known)
+    return out
 
 # %% ../notebooks/30_health.ipynb #61a4adf7
 def _spells_at(book: Book, t: pd.Timestamp):
     "Customer lifetimes and subscriptions as known at t (one truncation for all snapshots)."
-    subs = book.truncate(t).subscriptions
+    subs = _known(book, t).subscriptions
     return customer_spells(subs), subs
 
 def _labels(spells, subs, s0: pd.Timestamp, horizon_months: int, t: pd.Timestamp) -> pd.DataFrame:
@@ -618,9 +674,16 @@ def _loss_grad(theta, R, Z, y, v, lam, h, n_total):
     a, beta = theta[0], theta[1:1 + p]
     c = theta[1 + p] if has_c else 0.0
     gamma = theta[1 + p + has_c:]
-    eta = a + R @ beta + (Z @ gamma if q else 0.0)
-    loss = v @ (np.logaddexp(0, eta) - y * eta)
-    g = v * (expit(eta) - y)
+    eta = R @ beta
+    eta += a
+    if q: eta += Z @ gamma
+    e = np.exp(-np.abs(eta))                  # one exp for both: log(1 + e^eta) and the logistic function, stably
+    softplus = np.log1p(e)
+    softplus += np.maximum(eta, 0)
+    loss = v @ softplus - (v * y) @ eta
+    prob = np.where(eta >= 0, 1.0, e)
+    prob /= 1 + e
+    g = v * (prob - y)
     d = beta - c * h if has_c else beta
     loss = loss / n_total + 0.5 * lam * (d @ d) / n_total
     grad = np.empty_like(theta)
@@ -634,7 +697,8 @@ def _fit_theta(R, Z, y, v, lam, h, bounds, theta0):
     "Minimise `_loss_grad` from theta0 (L-BFGS-B with the sign bounds)."
     n_total = max(v.sum(), 1e-12)
     keep = v > 0
-    R, Z, y, v = R[keep], Z[keep], y[keep], v[keep]
+    R, Z = np.asfortranarray(R[keep]), np.asfortranarray(Z[keep])     # column-major: both products with R run faster
+    y, v = y[keep], v[keep]
     res = minimize(_loss_grad, theta0, args=(R, Z, y, v, lam, h, n_total), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
     return res.x
@@ -646,6 +710,16 @@ def _log_loss(eta, y, v):
     return float(v @ (np.logaddexp(0, eta) - y * eta) / max(v.sum(), 1e-12))
 
 # %% ../notebooks/30_health.ipynb #8369c6a2
+def _unique_rows(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "`np.unique(D, axis=0, return_inverse=True)` (rows in lexicographic order), ten times faster by a lexsort of the columns."
+    order = np.lexsort(D.T[::-1])
+    S = D[order]
+    new = np.ones(len(S), dtype=bool)
+    new[1:] = (S[1:] != S[:-1]).any(axis=1)
+    inv = np.empty(len(D), dtype=np.intp)
+    inv[order] = np.cumsum(new) - 1
+    return S[new], inv
+
 class HealthCalibrator(ClassifierMixin, BaseEstimator):
     "Learn health-component weights from churn outcomes: sign-constrained, shrunk toward hand weights, calibrated, with intervals."
     def __init__(self,
@@ -749,9 +823,7 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
         bounds = ([(None, None)] + [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in sg]
                   + ([(0, None)] if has_c else []) + [(None, None)] * q)
         # pool identical rows: a fit (and a bootstrap replicate) only needs the counts of each pattern
-        D = np.column_stack([R, Z, y01])
-        U, inv = np.unique(D, axis=0, return_inverse=True)
-        inv = inv.ravel()
+        U, inv = _unique_rows(np.column_stack([R, Z, y01]))
         Ru, Zu, yu = U[:, :p], U[:, p:p + q], U[:, -1]
         counts = np.bincount(inv, minlength=len(U)).astype(float)
         rate = np.clip(y01.mean(), 1e-6, 1 - 1e-6)
@@ -831,6 +903,7 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
             f = fold_of[code]
             folds = [(np.flatnonzero(f != j), np.flatnonzero(f == j)) for j in range(k)]
             return folds if all(0 < y01[te].sum() < len(te) for _, te in folds) else []
+        from sklearn.model_selection import StratifiedKFold
         return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state).split(np.zeros(len(y01)), y01))
 
     # -- prediction ----------------------------------------------------------------------------------------------
@@ -1001,6 +1074,7 @@ def _fill_health(h: np.ndarray, fill: float) -> np.ndarray:
 
 def _origin_metrics(g: pd.DataFrame, k) -> dict:
     "Metrics of one scorer at one origin (rows: health, probability, churned, arr)."
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
     y = g.churned.to_numpy(dtype=float)
     h, p, arr = g.health.to_numpy(dtype=float), g.probability.to_numpy(dtype=float), g.arr.fillna(0).to_numpy(dtype=float)
     n, kk = len(g), _k_of(k, len(g))
@@ -1088,6 +1162,7 @@ class Backtest:
 
     def plot_roc(self, ax=None, *, lang: str = "en", title: str | None = None):
         "ROC curves of every score, pooled over origins (ranked by predicted probability)."
+        from sklearn.metrics import roc_curve
         with font_context(lang):
             ax = self._frame(ax, lang, title or health_label("roc_title", lang), health_label("roc_x", lang), health_label("roc_y", lang))
             for i, (name, g) in enumerate(self.scores_.groupby("scorer", sort=False)):
@@ -1139,7 +1214,7 @@ def backtest(scorers,                        # Scorecard, HealthCalibrator, vend
              horizon_months: int = 3,        # churn within this many months after a snapshot
              as_of,                          # what is known: the last date outcomes are observed
              k=None,                         # call-list size: accounts per month (int), a share (0-1), None = 10 %
-             min_train_snapshots: int = 6,   # earlier snapshots with known outcomes needed before an origin is evaluated
+             min_train_snapshots: int = 12,  # earlier snapshots with known outcomes needed before an origin is evaluated
              refit_every: int = 3,           # learned scorers are refitted every this many origins
              include_baselines: bool = True, # add ARR only, tenure only, last month's usage only
              reference: str = "hand",        # the score the others are compared with
@@ -1172,6 +1247,9 @@ def backtest(scorers,                        # Scorecard, HealthCalibrator, vend
             if name not in named and b.measure in frame.columns: named[name] = b
     if "arr" not in frame: frame = frame.assign(arr=np.nan)
     frame = frame[frame.snapshot <= t].sort_values(["snapshot", "account_id"]).reset_index(drop=True)
+    if len(frame) and not frame.churned.fillna(False).astype(bool).any():
+        warnings.warn("backtest: no account churned in the outcomes evaluated, so AUC, PR-AUC and lift are undefined "
+                      "(left empty); widen the snapshots or the horizon", stacklevel=2)
     snap_list = sorted(frame.snapshot.unique())
     horizon_end = {s: s + pd.DateOffset(months=int(h)) for s in snap_list}
     known_at = frame.groupby("snapshot").churned.apply(lambda c: c.notna().all())
@@ -1180,58 +1258,62 @@ def backtest(scorers,                        # Scorecard, HealthCalibrator, vend
     if not origins:
         raise BookError(f"nothing to evaluate: no snapshot has its own outcomes known by {t.date()} and {min_train_snapshots} "
                         f"earlier snapshots whose {h}-month outcomes were known by then; add earlier snapshots or lower min_train_snapshots")
-    comps = {n: c for n, c in COMPONENTS.items() if c.measure in frame.columns}
-    S_all = subscores(frame, comps) if comps else None
-    fixed = {n: s.score(frame) for n, s in named.items() if not isinstance(s, HealthCalibrator)}
-    rows_of = {s: np.flatnonzero((frame.snapshot == s).to_numpy()) for s in snap_list}
-    y_all = frame.churned.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    parts, models = [], {}
-    for name, s in named.items():
-        current = None
-        for i, o in enumerate(origins):
-            train = np.concatenate([rows_of[j] for j in snap_list if horizon_end[j] <= o])
-            train = train[~np.isnan(y_all[train])]
-            test = rows_of[o]
-            if isinstance(s, HealthCalibrator):
-                if current is None or i % refit_every == 0:
-                    if S_all is None: raise BookError("a learned scorer needs the component measures of health_components in the data")
-                    names = list(comps)
-                    est = clone(s).set_params(n_bootstrap=0)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        est.fit(S_all.loc[train, names], y_all[train].astype(int), groups=frame.account_id.to_numpy()[train])
-                    current = est.to_scorecard(horizon_months=h, name=name)
-                    models[o] = current
-                sc = current.score(S_all.loc[test])
-                health, status, prob = sc.health.to_numpy(), sc.status.to_numpy(), current.predict_proba(S_all.loc[test])
-            else:
-                sc = fixed[name]
-                h_tr = sc.health.to_numpy(dtype=float)[train]
-                fill = float(np.nanmean(h_tr)) if np.isfinite(h_tr).any() else 50.0
-                a, b = _platt_fit(_fill_health(h_tr, fill), y_all[train])
-                health, status = sc.health.to_numpy(dtype=float)[test], sc.status.to_numpy()[test]
-                prob = expit(a + b * (100 - _fill_health(health, fill)) / 100)
-            parts.append(pd.DataFrame({"scorer": name, "snapshot": o, "account_id": frame.account_id.to_numpy()[test],
-                                       "health": health, "status": status, "probability": prob, "churned": y_all[test],
-                                       "arr": frame.arr.to_numpy()[test], "churn_date": frame.churn_date.to_numpy()[test]}))
-    scores = pd.concat(parts, ignore_index=True)
-    per_origin = pd.DataFrame([{"scorer": n, "snapshot": o, **_origin_metrics(g, k)}
-                               for (n, o), g in scores.groupby(["scorer", "snapshot"], sort=False)])
-    summary = []
-    for name, g in scores.groupby("scorer", sort=False):
-        po = per_origin[per_origin.scorer == name]
-        summary.append({"scorer": name, "n": len(g), "churned": int(g.churned.sum()), "auc": po.auc.mean(), "pr_auc": po.pr_auc.mean(),
-                        "brier": brier_score_loss(g.churned.astype(int), g.probability, pos_label=1),
-                        "lift_top_decile": po.lift_top_decile.mean(), "precision_at_k": po.precision_at_k.mean(),
-                        "arr_captured_at_k": po.arr_captured_at_k.mean(), "red_share": po.red_share.mean(),
-                        **_lead_and_stability(g, lead_window_months)})
-    summary = pd.DataFrame(summary).set_index("scorer")
-    if reference in summary.index:
-        ref = per_origin[per_origin.scorer == reference].set_index("snapshot").auc
-        summary.insert(3, "auc_vs_hand", summary.auc - summary.loc[reference, "auc"])
-        summary.insert(5, "brier_vs_hand", summary.brier / summary.loc[reference, "brier"] - 1)
-        summary.insert(6, "auc_wins_vs_hand", [float((per_origin[per_origin.scorer == n].set_index("snapshot").auc > ref).mean())
-                                               for n in summary.index])
+    from sklearn import config_context
+    from sklearn.metrics import brier_score_loss
+    # many small fits and metrics: BLAS threads and sklearn's argument checks only add time
+    with threadpool_limits(limits=1, user_api="blas"), config_context(skip_parameter_validation=True):
+        comps = {n: c for n, c in COMPONENTS.items() if c.measure in frame.columns}
+        S_all = subscores(frame, comps) if comps else None
+        fixed = {n: s.score(frame) for n, s in named.items() if not isinstance(s, HealthCalibrator)}
+        rows_of = {s: np.flatnonzero((frame.snapshot == s).to_numpy()) for s in snap_list}
+        y_all = frame.churned.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        parts, models = [], {}
+        for name, s in named.items():
+            current = None
+            for i, o in enumerate(origins):
+                train = np.concatenate([rows_of[j] for j in snap_list if horizon_end[j] <= o])
+                train = train[~np.isnan(y_all[train])]
+                test = rows_of[o]
+                if isinstance(s, HealthCalibrator):
+                    if current is None or i % refit_every == 0:
+                        if S_all is None: raise BookError("a learned scorer needs the component measures of health_components in the data")
+                        names = list(comps)
+                        est = clone(s).set_params(n_bootstrap=0)
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            est.fit(S_all.loc[train, names], y_all[train].astype(int), groups=frame.account_id.to_numpy()[train])
+                        current = est.to_scorecard(horizon_months=h, name=name)
+                        models[o] = current
+                    sc = current.score(S_all.loc[test])
+                    health, status, prob = sc.health.to_numpy(), sc.status.to_numpy(), current.predict_proba(S_all.loc[test])
+                else:
+                    sc = fixed[name]
+                    h_tr = sc.health.to_numpy(dtype=float)[train]
+                    fill = float(np.nanmean(h_tr)) if np.isfinite(h_tr).any() else 50.0
+                    a, b = _platt_fit(_fill_health(h_tr, fill), y_all[train])
+                    health, status = sc.health.to_numpy(dtype=float)[test], sc.status.to_numpy()[test]
+                    prob = expit(a + b * (100 - _fill_health(health, fill)) / 100)
+                parts.append(pd.DataFrame({"scorer": name, "snapshot": o, "account_id": frame.account_id.to_numpy()[test],
+                                           "health": health, "status": status, "probability": prob, "churned": y_all[test],
+                                           "arr": frame.arr.to_numpy()[test], "churn_date": frame.churn_date.to_numpy()[test]}))
+        scores = pd.concat(parts, ignore_index=True)
+        per_origin = pd.DataFrame([{"scorer": n, "snapshot": o, **_origin_metrics(g, k)}
+                                   for (n, o), g in scores.groupby(["scorer", "snapshot"], sort=False)])
+        summary = []
+        for name, g in scores.groupby("scorer", sort=False):
+            po = per_origin[per_origin.scorer == name]
+            summary.append({"scorer": name, "n": len(g), "churned": int(g.churned.sum()), "auc": po.auc.mean(), "pr_auc": po.pr_auc.mean(),
+                            "brier": brier_score_loss(g.churned.astype(int), g.probability, pos_label=1),
+                            "lift_top_decile": po.lift_top_decile.mean(), "precision_at_k": po.precision_at_k.mean(),
+                            "arr_captured_at_k": po.arr_captured_at_k.mean(), "red_share": po.red_share.mean(),
+                            **_lead_and_stability(g, lead_window_months)})
+        summary = pd.DataFrame(summary).set_index("scorer")
+        if reference in summary.index:
+            ref = per_origin[per_origin.scorer == reference].set_index("snapshot").auc
+            summary.insert(3, "auc_vs_hand", summary.auc - summary.loc[reference, "auc"])
+            summary.insert(5, "brier_vs_hand", summary.brier / summary.loc[reference, "brier"] - 1)
+            summary.insert(6, "auc_wins_vs_hand", [float((per_origin[per_origin.scorer == n].set_index("snapshot").auc > ref).mean())
+                                                   for n in summary.index])
     return Backtest(summary, per_origin, scores, models, horizon_months=h, k=k, reference=reference, origins=origins)
 
 # %% ../notebooks/30_health.ipynb #a59a6cce

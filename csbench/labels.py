@@ -4,6 +4,7 @@
 
 # %% ../notebooks/05_labels.ipynb #05cfaec8
 from __future__ import annotations
+import html
 import importlib.util
 import re
 from contextlib import contextmanager, nullcontext
@@ -11,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['GLOSSARY', 'LANGS', 'LABELS', 'label', 'format_money', 'cjk_font_context', 'font_context']
+__all__ = ['GLOSSARY', 'LANGS', 'LABELS', 'label', 'format_money', 'escape_markdown', 'neutralise_formulas', 'to_csv_safe',
+           'cjk_font_context', 'font_context']
 
 # %% ../notebooks/05_labels.ipynb #5fd93765
 _TERMS = [  # term, en, ja, definition_en, definition_ja
@@ -190,6 +192,44 @@ def format_money(x: float,            # amount in `currency`
     sign = "-" if x < 0 else ""
     num = _compact(x, lang) if compact else f"{abs(x):,.{dec}f}"
     return f"{sign}{sym}{num}" if sym else f"{sign}{num} {currency}"
+
+# %% ../notebooks/05_labels.ipynb #ba7a3af1
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")   # Markdown punctuation; < > & " ' are left to html.escape
+
+def escape_markdown(text, # text from the data: an account name, an industry, a CSM name (None / NaN: empty)
+                   ) -> str:
+    "`text` for a Markdown output: shown as written, never as markup, HTML or a link."
+    if text is None or (not isinstance(text, str) and pd.isna(text)): return ""
+    s = re.sub(r"[\r\n\t]+", " ", str(text))                # one line: no new paragraph, heading or list item
+    s = html.escape(_MD_SPECIAL.sub(r"\\\1", s), quote=True)
+    return s.replace(":", "&#58;")                           # no 'http://' left to be made into a link
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+def _inert(v):
+    "A text cell that cannot start a formula: a leading ' before = + - @ tab CR; anything else unchanged."
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
+
+def neutralise_formulas(df: pd.DataFrame, # any table; its text cells and column names are checked
+                       ) -> pd.DataFrame:
+    "A copy of `df` whose text cells and column names cannot run as spreadsheet formulas."
+    out = df.rename(columns=_inert)
+    for i in range(out.shape[1]):   # by position: column names may repeat
+        col = out.iloc[:, i]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col)):
+            out.isetitem(i, col.map(_inert))
+    return out
+
+def to_csv_safe(df: pd.DataFrame, # the table to export
+                path,             # file to write
+                *,
+                index: bool = False, # write the index too (its values are checked like cells)
+               ) -> Path:
+    "Write `df` as a CSV for spreadsheets (RFC 4180, UTF-8 with BOM) with formula injection neutralised; return the path."
+    data = df.reset_index() if index else df
+    path = Path(path)   # CRLF line ends: a CR or LF inside a cell then gets the cell quoted, so it cannot break a row
+    neutralise_formulas(data).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n", date_format="%Y-%m-%d")
+    return path
 
 # %% ../notebooks/05_labels.ipynb #1cf9dd1e
 _FONT_FILE = "ipaexg.ttf"

@@ -10,8 +10,7 @@ from functools import cache
 from typing import NamedTuple
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
-from scipy.special import betaln, digamma, hyp2f1
+from scipy.special import betaln, chdtrc, digamma, hyp2f1, ndtri   # scipy.stats and scipy.optimize load only when needed
 from .schema import BookError
 
 # %% auto #0
@@ -161,12 +160,13 @@ def _fit_counts(counts: np.ndarray,   # checked counts still customers at period
         ll, g = _loglik(x[None], lost, last, t_last, c)
         if not np.isfinite(ll[0]): return np.inf, np.zeros_like(x)
         return -ll[0] / n[0], -g[0] / n[0]
+    from scipy.optimize import minimize
     best = None
     with _one_blas_thread():
         for x0 in starts:
             x0 = np.clip(np.asarray(x0, float), bounds[:, 0], bounds[:, 1])
-            res = optimize.minimize(neg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                    options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
+            res = minimize(neg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
             if best is None or res.fun < best.fun: best = res
     ll, g = _loglik(best.x[None], lost, last, t_last, c)
     pg = _projected_gradient(best.x, g[0] / n[0], bounds[:, 0], bounds[:, 1])
@@ -204,7 +204,7 @@ def _observed_information(counts, theta, names, c=1.0) -> pd.DataFrame:
     except np.linalg.LinAlgError:
         se_log = np.full(len(theta), np.nan)
     if _limits(theta, names)[0]: se_log = np.full(len(theta), np.nan)
-    z = stats.norm.ppf(0.975)
+    z = ndtri(0.975)                      # scipy.stats.norm.ppf(0.975)
     est = np.exp(theta)
     return pd.DataFrame({"estimate": est, "se": est * se_log, "lower": np.exp(theta - z * se_log),
                          "upper": np.exp(theta + z * se_log)}, index=pd.Index(list(names), name="parameter"))
@@ -446,7 +446,7 @@ def lr_test(bdw: BetaDiscreteWeibull,  # BdW with c estimated
     if len(bdw.alive_) != len(sbg.alive_) or not np.allclose(bdw.alive_, sbg.alive_):
         raise ValueError("the BdW and the sBG were fitted on different data; fit both on the same cohort")
     stat = max(0.0, 2 * (bdw.log_likelihood_ - sbg.log_likelihood_))
-    return LRTest(stat, 1, float(stats.chi2.sf(stat, 1)))
+    return LRTest(stat, 1, float(chdtrc(1, stat)))   # chdtrc(1, x) = scipy.stats.chi2.sf(x, 1)
 
 # %% ../notebooks/12_projection.ipynb #6f2d8d22
 class HoldoutCheck(NamedTuple):

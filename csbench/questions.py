@@ -151,7 +151,7 @@ def _lifetimes_at(spells: pd.DataFrame, ids: pd.Index, t: pd.Timestamp) -> pd.Da
 
 def _cohort(book: Book, start: pd.Timestamp, t: pd.Timestamp) -> pd.DataFrame:
     "Accounts paying at `start`: MRR then and at `t`, whether their lifetime ended by `t`, and their traits."
-    b = _book_at(book, t)
+    b = _book_at(book, t, tables=())
     s = b.subscriptions
     m0 = mrr_at(s, start)
     out = pd.DataFrame({"mrr_start": m0})
@@ -338,7 +338,7 @@ def retention_by_product(book: Book,        # the book
     "Per product: share of its accounts still paying for it, still customers, GRR, NRR and MRR growth over the window."
     _check(book)
     start, t = _window(as_of, months)
-    s = _book_at(book, t).subscriptions
+    s = _book_at(book, t, tables=()).subscriptions
     p0, p1 = _product_mrr(s, start), _product_mrr(s, t)
     still = mrr_at(s, t)
     rows = []
@@ -384,7 +384,7 @@ def discount_change_at_renewal(book: Book,          # the book
     from scipy.stats import t as student
     _check(book)
     t = as_timestamp(as_of)
-    s = _book_at(book, t).subscriptions
+    s = _book_at(book, t, tables=()).subscriptions
     fixed = s[s.term_months > 1].sort_values(["account_id", "start_date", "mrr"], ascending=[True, True, False])
     first = fixed.groupby("account_id").head(1)
     first = first[first.end_date.notna() & (first.end_date <= t) & first.end_reason.isin(["renewed", "upgraded", "downgraded"])]
@@ -432,7 +432,7 @@ def contract_size_by_tenure(book: Book,            # the book
     "Mean ARR now vs at the first contract of customers by tenure; the headline for `min_years` and more."
     _check(book)
     t = as_timestamp(as_of)
-    s = _book_at(book, t).subscriptions
+    s = _book_at(book, t, tables=()).subscriptions
     now = mrr_at(s, t)
     now = now[now > 0]
     life = _lifetimes_at(customer_spells(s), now.index, t)
@@ -506,7 +506,7 @@ def lifecycle_funnel(book: Book,                  # the book (needs milestones)
     t = as_timestamp(as_of)
     ms = {"onboarding": "kickoff", "adoption": "go_live"} | (milestones or {})
     mat = MATURITY_DAYS | (maturity_days or {})
-    b = _book_at(book, t)
+    b = _book_at(book, t, tables=("milestones",))
     s, acc = b.subscriptions, b.accounts.set_index("account_id")
     sp = customer_spells(s)
     first = sp[sp.spell == 1].set_index("account_id")
@@ -601,7 +601,7 @@ def time_to_value_effect(book: Book,              # the book (needs milestones)
     _check(book)
     book.require("milestones")
     t = as_timestamp(as_of)
-    b = _book_at(book, t)
+    b = _book_at(book, t, tables=("milestones",))
     sp = customer_spells(b.subscriptions)
     first = sp[sp.spell == 1].set_index("account_id")
     reached = b.milestones[b.milestones.milestone == milestone].groupby("account_id").reached_at.min().reindex(first.index)
@@ -670,7 +670,7 @@ def csm_activity(book: Book,                 # the book (needs activities and cs
     _check(book)
     acts, csms = book.require("activities", "csms")
     start, t = _window(as_of, months)
-    b = _book_at(book, t)
+    b = _book_at(book, t, tables=("activities",))
     arr = 12 * mrr_at(b.subscriptions, t)
     arr = arr[arr > 0]
     acc = b.accounts.set_index("account_id").reindex(arr.index)

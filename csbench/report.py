@@ -4,8 +4,9 @@
 
 # %% ../notebooks/60_report.ipynb #44ad093d
 from __future__ import annotations
-import functools, hashlib, html, json, os, platform, re, secrets, shutil, subprocess, threading, time, unicodedata
+import errno, functools, hashlib, html, json, os, platform, re, secrets, shutil, signal, subprocess, threading, time, unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from importlib.metadata import version, PackageNotFoundError
@@ -15,12 +16,12 @@ import yaml
 from . import __version__
 from .schema import TABLES, BookError
 from .book import Book, BookMeta, as_timestamp
-from .labels import LABELS, LANGS, format_money, label
+from .labels import LABELS, LANGS, format_money, label, to_csv_safe
 
 # %% auto #0
 __all__ = ['SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'ReportError', 'period_bounds', 'RunConfig', 'ReportParams',
-           'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'previous_period', 'Section',
-           'ReportResult', 'run_report']
+           'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'clean_html', 'previous_period',
+           'Section', 'ReportResult', 'run_report']
 
 # %% ../notebooks/60_report.ipynb #ad040083
 class ReportError(ValueError):
@@ -55,6 +56,16 @@ def _project_root(start: Path) -> Path:
         if (d / "pyproject.toml").exists() or (d / ".git").exists(): return d
     return start
 
+def _real(path: Path) -> Path:
+    "`path` as the system reaches it: every symlink and '..' resolved (also for parts that do not exist yet)."
+    return Path(os.path.realpath(path))
+
+def _inside(path: Path, roots) -> bool:
+    "Whether `path` lies in one of `roots`, both resolved."
+    return any(_real(path).is_relative_to(_real(r)) for r in roots)
+
+def _abs(p) -> Path: return Path(os.path.abspath(Path(p).expanduser()))
+
 @dataclass
 class RunConfig:
     "One recurring report: which book, which period, which language, which templates and where the output goes."
@@ -65,6 +76,8 @@ class RunConfig:
     templates: tuple = ()                           # template names (file stems) in order; empty: all in templates_dir
     templates_dir: Path = Path("notebooks/reports") # folder of the template notebooks
     output: Path = Path("reports/out")              # root folder of published reports
+    data_roots: tuple = ()                          # folders `data` and `templates_dir` must lie in (from YAML: the project root and its data_roots; empty: not checked)
+    output_root: Path | None = None                 # folder `output` must lie in (None: not checked)
     source: Path | None = None                      # the YAML file the config was read from
 
     def __post_init__(self):
@@ -75,12 +88,33 @@ class RunConfig:
         period_bounds(self.period)
         if isinstance(self.templates, str): self.templates = (self.templates,)
         self.templates = tuple(str(t).removesuffix(".ipynb") for t in (self.templates or ()))
-        for f in ("data", "templates_dir", "output"): setattr(self, f, Path(os.path.abspath(Path(getattr(self, f)).expanduser())))
+        bad = [t for t in self.templates if not _NAME.fullmatch(t)]
+        if bad: raise ReportError(f"templates must be names of notebooks in templates_dir (no folders or paths); got {', '.join(map(repr, bad))}")
+        for f in ("data", "templates_dir", "output"): setattr(self, f, _abs(getattr(self, f)))
+        if isinstance(self.data_roots, (str, Path)): self.data_roots = (self.data_roots,)
+        self.data_roots = tuple(_abs(r) for r in self.data_roots or ())
+        if self.output_root is not None: self.output_root = _abs(self.output_root)
+
+    def check_paths(self, *keys: str, given: dict | None = None) -> RunConfig:
+        "Refuse a path outside its roots: `data`, `templates_dir` in `data_roots`, `output` in `output_root`; self."
+        rules = {"data": ("data_roots", self.data_roots), "templates_dir": ("data_roots", self.data_roots),
+                 "output": ("output_root", (self.output_root,) if self.output_root else ())}
+        for key in keys or tuple(rules):
+            root_key, roots = rules[key]
+            path = getattr(self, key)
+            if not roots or _inside(path, roots): continue
+            shown = repr(str((given or {}).get(key, path)))
+            real = f" (resolved: {_real(path)})" if _real(path) != path else ""
+            raise ReportError(f"{self.source or 'run config'}: {key} {shown} is {path}{real}, outside {root_key} "
+                              f"{', '.join(str(r) for r in roots)}. A run config reads only under data_roots and writes only "
+                              f"under output_root ('..', absolute paths and symlinks are resolved first); move it there, "
+                              f"or name its folder in {root_key} in the run config")
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunConfig:
-        "Read a run config; its relative paths are taken from the project root."
-        path = Path(os.path.abspath(Path(path).expanduser()))
+        "Read a run config; its relative paths are taken from the project root, and must stay in the config's roots."
+        path = _abs(path)
         if not path.is_file(): raise ReportError(f"No run config at {path}")
         try: raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e: raise ReportError(f"{path} is not valid YAML: {e}") from None
@@ -89,12 +123,22 @@ class RunConfig:
         unknown, missing = sorted(set(raw) - set(keys)), [k for k in ("name", "data", "period") if k not in raw]
         if unknown: raise ReportError(f"{path}: unknown key(s) {', '.join(unknown)}; a run config has {', '.join(keys)}")
         if missing: raise ReportError(f"{path}: missing key(s) {', '.join(missing)}")
+        for k in ("data", "templates_dir", "output", "output_root"):
+            if k in raw and not isinstance(raw[k], str): raise ReportError(f"{path}: {k} must be a path; got {raw[k]!r}")
+        extra = raw.get("data_roots") or []
+        extra = [extra] if isinstance(extra, str) else extra
+        if not (isinstance(extra, list) and all(isinstance(r, str) for r in extra)):
+            raise ReportError(f"{path}: data_roots must be a folder or a list of folders; got {raw.get('data_roots')!r}")
         root = _project_root(path.parent)
         dflt = {f.name: f.default for f in fields(cls)}
         paths = {f: root / (raw[f] if f in raw else dflt[f]) for f in ("data", "templates_dir", "output")}
-        return cls(**{**raw, **paths, "source": path})
+        cfg = cls(**{**raw, **paths, "data_roots": (root, *(root / r for r in extra)),
+                     "output_root": root / raw.get("output_root", "."), "source": path})
+        return cfg.check_paths(given=raw)
 
 # %% ../notebooks/60_report.ipynb #1790b70e
+_CSV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.csv")
+
 @dataclass(frozen=True)
 class ReportParams:
     "A template's parameters, checked."
@@ -109,6 +153,15 @@ class ReportParams:
         "The book at `data`: in a report run the runner's already-validated snapshot, otherwise `Book.read(data)`."
         snap = _read_snapshot(self.out_dir.parent.parent / _SNAPSHOT, self.data) if self.out_dir else None
         return snap if snap is not None else Book.read(self.data)
+
+    def export_csv(self, df: pd.DataFrame, name: str) -> str | None:
+        "Leave `df` in the report as `out_dir/name`, safe to open in a spreadsheet; its link from the page (None outside a run)."
+        if not isinstance(name, str) or not _CSV_NAME.fullmatch(name):
+            raise ReportError(f"An exported table is a plain file name ending in .csv, written into the section's folder; got {name!r}")
+        if self.out_dir is None: return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        to_csv_safe(df, self.out_dir / name)
+        return (self.out_dir / name).relative_to(self.out_dir.parent.parent).as_posix()
 
 def check_parameters(*,
                      data: str,         # book folder or .duckdb file (relative to the template's folder)
@@ -228,24 +281,46 @@ def _parameters_cell(path: Path) -> int:
 # %% ../notebooks/60_report.ipynb #75ce4348
 _INLINE = "module://matplotlib_inline.backend_inline"
 
-@functools.cache
-def _kernel_manager():
-    "The kernel manager class for templates: figures inline whatever MPLBACKEND the runner has."
+class _Kernels:
+    "The kernels of a run's templates, so that an interrupted run can stop them at once (and any that starts after)."
+    def __init__(self): self._lock, self._managers, self.stopped = threading.Lock(), [], False
+    def add(self, km):
+        with self._lock:
+            self._managers.append(km)
+            if self.stopped: _kill_kernel(km)
+    def stop(self):
+        with self._lock:
+            self.stopped = True
+            for km in self._managers: _kill_kernel(km)
+
+def _kill_kernel(km) -> None:
+    "Kill a kernel if it is alive (it runs in a session of its own: its whole process group)."
+    proc = getattr(getattr(km, "provisioner", None), "process", None)
+    if proc is None or proc.poll() is not None: return
+    try: os.killpg(proc.pid, signal.SIGKILL)
+    except (OSError, AttributeError):
+        try: proc.kill()
+        except OSError: pass
+
+def _kernel_manager(kernels: _Kernels):
+    "The kernel manager class for a run's templates: figures inline whatever MPLBACKEND the runner has; kernels known to `kernels`."
     from jupyter_client.manager import AsyncKernelManager
     class TemplateKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
             kw["env"] = {**kw.get("env", os.environ), "MPLBACKEND": _INLINE}
-            return await super().start_kernel(**kw)
+            out = await super().start_kernel(**kw)
+            kernels.add(self)
+            return out
     return TemplateKernelManager
 
 _PAPERMILL = dict(kernel_name="python3", progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                   shutdown_kernel="immediate", extra_arguments=["--IPKernelApp.log_level=ERROR"])
 
-def _execute(template: Path, out: Path, parameters: dict):
+def _execute(template: Path, out: Path, parameters: dict, kernels: _Kernels | None = None):
     "Run `template` with `parameters`, writing the executed notebook to `out`; return it."
     import papermill as pm
     out.parent.mkdir(parents=True, exist_ok=True)
-    return pm.execute_notebook(template, out, parameters=parameters, kernel_manager_class=_kernel_manager(),
+    return pm.execute_notebook(template, out, parameters=parameters, kernel_manager_class=_kernel_manager(kernels or _Kernels()),
                                resources={"metadata": {"path": str(template.parent)}}, **_PAPERMILL)
 
 def _failed_cell(exc: Exception, params_at: int) -> dict:
@@ -266,6 +341,10 @@ _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js_requirejs %}{% endblock html_head_js_requirejs %}
 {% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{% block extra_css %}<style type="text/css">{{ resources.csbench.css }}</style>{% endblock extra_css %}
+{% block data_javascript scoped %}{% endblock data_javascript %}
+{% block data_widget_view scoped %}{% endblock data_widget_view %}
 {% block body_header %}{{ super() }}{{ resources.csbench.nav }}{% endblock body_header %}
 {% block body_footer %}{{ resources.csbench.footer }}{{ super() }}{% endblock body_footer %}
 {% block data_png scoped %}
@@ -278,13 +357,38 @@ _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 _PAGE_CSS = ("font-family:system-ui,-apple-system,'Hiragino Sans','Noto Sans CJK JP',sans-serif;color:#555;"
              "font-size:.85em;padding:.5em 1em")
+_TABLE_CSS = (".dataframe tbody tr th:only-of-type{vertical-align:middle} .dataframe tbody tr th{vertical-align:top} "
+              ".dataframe thead th{text-align:right}")  # what pandas puts in a <style> of its own, which outputs may not have
+
+# What an output may contain once cleaned: text, tables, lists, headings and links (relative, http(s), mailto). Figures
+# do not pass through here: the page template embeds their PNG itself.
+_TAGS = frozenset("a abbr b blockquote br caption code col colgroup dd del details div dl dt em h1 h2 h3 h4 h5 h6 hr i "
+                  "ins kbd li ol p pre q s samp small span strong sub summary sup table tbody td tfoot th thead tr u ul".split())
+_ATTRIBUTES = {"*": ["class", "id", "title", "style"], "a": ["href"], "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"],
+               "ol": ["start"]}
+_CSS_PROPERTIES = ("text-align", "vertical-align", "font-weight", "font-style", "white-space", "color", "width",
+                   "min-width", "max-width", "text-decoration")
+_STYLE_ELEMENT = re.compile(r"<style\b[^>]*>.*?</style\s*>", flags=re.S | re.I)
+
+@functools.cache
+def _cleaner():
+    from bleach.css_sanitizer import CSSSanitizer
+    from bleach.sanitizer import Cleaner
+    return Cleaner(tags=_TAGS, attributes=_ATTRIBUTES, protocols={"http", "https", "mailto"}, strip=False,
+                   css_sanitizer=CSSSanitizer(allowed_css_properties=_CSS_PROPERTIES))
+
+def clean_html(fragment: str | bytes, # HTML of a notebook output or Markdown rendered to HTML
+              ) -> str:
+    "`fragment` with nothing left that runs or loads: other tags shown as text, scripts and event handlers gone."
+    text = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
+    return _cleaner().clean(_STYLE_ELEMENT.sub("", text))
 
 def _exporter(lang: str = "en"):
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     return HTMLExporter(extra_loaders=[DictLoader({"csbench_page.html.j2": _PAGE_TEMPLATE})], template_file="csbench_page.html.j2",
                         language_code=lang, exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                        embed_images=True)
+                        embed_images=True, sanitize_html=True, filters={"clean_html": clean_html})
 
 def _footer(run: dict, lang: str, *, template: dict | None = None) -> str:
     "The provenance line at the bottom of a page: versions, commit, data, parameters, when and how long."
@@ -302,10 +406,12 @@ def _footer(run: dict, lang: str, *, template: dict | None = None) -> str:
     return f'<footer class="csbench-provenance" style="{_PAGE_CSS};border-top:1px solid #ddd;margin-top:2em">{" · ".join(parts)}</footer>'
 
 def _page(exporter, nb, *, title: str, lang: str, footer: str) -> str:
-    "The HTML page of an executed notebook: a link back to the index, the notebook's outputs, the provenance footer."
+    "The HTML page of an executed notebook: a link back to the index, the notebook's outputs (cleaned), the provenance footer."
     nav = f'<nav style="{_PAGE_CSS}"><a href="index.html">&larr; {html.escape(label("back_to_index", lang))}</a></nav>'
+    nb = nb.copy()
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k != "widgets"}  # no widget state (a <script>) on the page
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title},
-                                                         "csbench": {"nav": nav, "footer": footer, "alt": title}})
+                                                         "csbench": {"nav": nav, "footer": footer, "alt": title, "css": _TABLE_CSS}})
     return body
 
 # %% ../notebooks/60_report.ipynb #628a0260
@@ -483,22 +589,80 @@ def _new_dir(parent: Path, prefix: str) -> Path:
     d.mkdir(parents=True)
     return d
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+@functools.cache
+def _renameat2():
+    "The C library's renameat2 (Linux, glibc 2.28 or later), or None."
+    try:
+        import ctypes
+        f = ctypes.CDLL(None, use_errno=True).renameat2
+    except (ImportError, OSError, AttributeError, TypeError): return None
+    f.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    f.restype = ctypes.c_int
+    return f
+
+def _exchange(a: Path, b: Path) -> bool:
+    "Swap the folders at `a` and `b` in one atomic step (renameat2 RENAME_EXCHANGE); False where the system has no such step."
+    f = _renameat2()
+    if f is None: return False
+    if f(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0: return True
+    import ctypes
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM): return False  # e.g. a file system without it
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
 def _publish(build: Path, target: Path) -> None:
-    "Rename `build` to `target`, replacing a previous `target` only once the new one is in place."
-    old = None
-    if target.exists():
-        old = _new_dir(target.parent, f".{target.name}.old-")
-        target.rename(old / target.name)
+    "Put the finished folder `build` at `target`, in one atomic step where the system has one; `build` then holds the old `target`."
+    if not target.exists(): return build.rename(target)
+    if _exchange(build, target): return
+    old = _new_dir(target.parent, f".{target.name}.old-")  # no atomic swap: two renames, repaired by `_tidy` if cut between them
+    target.rename(old / target.name)
     try: build.rename(target)
     except BaseException:
-        if old is not None: (old / target.name).rename(target)
+        (old / target.name).rename(target)
         raise
-    if old is not None: shutil.rmtree(old, ignore_errors=True)
+    (old / target.name).rename(build)
+    old.rmdir()
 
-def _replace_dir(src: Path, dst: Path) -> None:
-    "Rename `src` to `dst`, deleting what was at `dst`."
-    if dst.exists(): shutil.rmtree(dst)
-    src.rename(dst)
+_STAGING = re.compile(r"\.(?P<target>.+)\.(?P<kind>build|old)-[0-9a-f]{12}")
+
+def _tidy(folder: Path) -> list[str]:
+    "Clear what interrupted runs left in `folder` (hold its lock): put back a report cut between two renames, delete staging folders."
+    removed = []
+    for d in sorted(folder.iterdir()):
+        m = _STAGING.fullmatch(d.name)
+        if not m or d.is_symlink() or not d.is_dir(): continue
+        kept, target = d / m["target"], folder / m["target"]
+        if m["kind"] == "old" and kept.is_dir() and not target.exists(): kept.rename(target)
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d.name)
+    return removed
+
+@contextmanager
+def _locked(folder: Path):
+    "Hold an exclusive lock on `folder` in the block (flock, which the system drops however the process ends); yields whether it could."
+    try: import fcntl
+    except ImportError:
+        yield False  # no flock here (Windows): runs into one folder are not kept apart
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReportError(f"Another report run is writing into {folder}; run this one when it has finished") from None
+        yield True
+    finally: os.close(fd)
+
+def _report_folder(cfg: RunConfig) -> Path:
+    "<output>/<name>, made if missing; refused when a symlink on the way takes it out of `output`."
+    folder = cfg.output / cfg.name
+    for p in (folder, folder / cfg.period):
+        if not _inside(p, [cfg.output]):
+            raise ReportError(f"{p} is a link to {_real(p)}, outside the output folder {cfg.output}; a report is only "
+                              "written under its output folder. Remove the link")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 # %% ../notebooks/60_report.ipynb #5baae65a
 @dataclass
@@ -551,46 +715,54 @@ class _Pages:
         footer = _footer(self.run, self.lang, template=tpl)
         with self._lock: return _page(self._exporter.result(), nb, title=sec.title, lang=self.lang, footer=footer)
 
-def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _Pages) -> Section:
+def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _Pages, kernels: _Kernels) -> Section:
     "Execute one template into `build` and write its page; a failure is recorded on the returned Section."
     import nbformat
     name, nb_out, out_dir = template.stem, build / "notebooks" / f"{template.stem}.ipynb", build / "sections" / template.stem
     t0, error, cell = time.perf_counter(), None, None
-    try: nb = _execute(template, nb_out, {**params, "out_dir": str(out_dir)})
+    try: nb = _execute(template, nb_out, {**params, "out_dir": str(out_dir)}, kernels)
     except Exception as exc:
         cell = _failed_cell(exc, params_at)
         error = f"{cell['error']} {_where(cell)}"
-        nb = nbformat.read(nb_out, as_version=4) if nb_out.exists() else None
+        nb = nbformat.read(nb_out, as_version=4) if nb_out.exists() and not kernels.stopped else None
     seconds = time.perf_counter() - t0
     summary = out_dir / SUMMARY_FILE
     s = json.loads(summary.read_text(encoding="utf-8")) if summary.exists() else {}
     title = s.get("title") or f'{label("section", params["lang"])} {name}'
     sec = Section(name, title, f"{name}.html" if nb is not None else None, seconds,
                   [_headline(h) for h in s.get("headlines", [])], error, cell)
-    if nb is not None: (build / sec.page).write_text(pages(nb, sec, template), encoding="utf-8")
+    if nb is not None and not kernels.stopped: (build / sec.page).write_text(pages(nb, sec, template), encoding="utf-8")
     return sec
 
 def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bool, progress: bool, jobs: int | None) -> list[Section]:
     "Run the templates of `plan` [(path, parameters-cell index)], `jobs` at a time; Sections in plan order."
     import papermill  # before the threads start: importing it and nbconvert at once only slows both
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(plan)))
-    done = {}
+    done, kernels = {}, _Kernels()
     pages = _Pages(run, params["lang"])
-    with ThreadPoolExecutor(jobs) as pool, _progress(len(plan), progress) as bar:  # at most `jobs` kernels at once
-        futures = [pool.submit(_run_one, tpl, at, build, params, pages) for tpl, at in plan]
-        for f in as_completed(futures):
-            sec = f.result()
-            done[sec.name] = sec
-            bar.update()
-            if sec.error and not keep_going:
-                for g in futures: g.cancel()  # those not started yet; running ones finish before the pool closes
-                break
+    pool = ThreadPoolExecutor(jobs)  # at most `jobs` kernels at once
+    futures = [pool.submit(_run_one, tpl, at, build, params, pages, kernels) for tpl, at in plan]
+    try:
+        with _progress(len(plan), progress) as bar:
+            for f in as_completed(futures):
+                sec = f.result()
+                done[sec.name] = sec
+                bar.update()
+                if sec.error and not keep_going: break  # no further template starts; running ones finish
+    except BaseException:  # interrupted (Ctrl-C; SIGTERM in the CLI) or broken: stop the kernels now, not when they are done
+        pool.shutdown(wait=False, cancel_futures=True)
+        kernels.stop()
+        raise
+    finally: pool.shutdown(wait=True, cancel_futures=True)
     return [done[t.stem] for t, _ in plan if t.stem in done]
 
 def _as_config(config, period, data, lang) -> RunConfig:
+    "The run config with the caller's overrides; an overriding book must lie in the config's data roots."
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_yaml(config)
     over = {k: v for k, v in dict(period=period, data=data, lang=lang).items() if v is not None}
-    return replace(cfg, **over) if over else cfg
+    if not over: return cfg
+    cfg = replace(cfg, **over)
+    return cfg.check_paths("data", given={"data": data}) if data is not None else cfg
 
 def _provenance(cfg: RunConfig, book: Book, run: dict, start: pd.Timestamp, plan: list, sections: list, prev: dict,
                 warns: list, t_run: float) -> dict:
@@ -628,28 +800,30 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
     commit, dirty = _git_state(cfg.templates_dir)
     run = {"csbench_version": __version__, "git_commit": commit, "git_dirty": dirty, "fingerprint": book.fingerprint(),
            "book": book.meta.name, "parameters": params, "started_at": started, "sha256": {t.stem: _sha256(t) for t, _ in plan}}
-    target = cfg.output / cfg.name / cfg.period
-    failed_dir = target.with_name(f"{cfg.period}.failed")
-    build = _new_dir(target.parent, f".{cfg.period}.build-")
-    try:
-        _write_snapshot(book, build / _SNAPSHOT, cfg.data, run["fingerprint"])
-        sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs)
-        shutil.rmtree(build / _SNAPSHOT)  # no copy of the data is published or kept
-        bad = next((s for s in sections if s.error), None)
-        if bad and not keep_going:
-            (build / "error.txt").write_text(bad.error + "\n", encoding="utf-8")
-            _replace_dir(build, failed_dir)
-            kept = failed_dir / "notebooks" / f"{bad.name}.ipynb"
-            raise ReportError(f"Report template '{bad.name}' failed {_where(bad.cell)}: {bad.cell['error']}. What was built, "
-                              f"with the executed notebook, is kept in {failed_dir}; the published report in {target} "
-                              "is unchanged.", template=bad.name, cell=bad.cell, notebook=kept if kept.exists() else None)
-        prev = _read_previous(cfg, book)
-        _compare(sections, prev, book.meta.currency, cfg.lang)
-        prov = _provenance(cfg, book, run, start, plan, sections, prev, warns, t_run)
-        (build / "provenance.json").write_text(json.dumps(prov, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        (build / "index.html").write_text(_index_html(prov, sections, cfg.lang), encoding="utf-8")
-        _publish(build, target)
-    finally:
-        if build.exists(): shutil.rmtree(build, ignore_errors=True)
-    shutil.rmtree(failed_dir, ignore_errors=True)
+    folder = _report_folder(cfg)
+    target, failed_dir = folder / cfg.period, folder / f"{cfg.period}.failed"
+    with _locked(folder) as locked:
+        if locked: _tidy(folder)  # what a killed run left: its staging folders, a report caught between two renames
+        build = _new_dir(folder, f".{cfg.period}.build-")
+        try:
+            _write_snapshot(book, build / _SNAPSHOT, cfg.data, run["fingerprint"])
+            sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs)
+            shutil.rmtree(build / _SNAPSHOT)  # no copy of the data is published or kept
+            bad = next((s for s in sections if s.error), None)
+            if bad and not keep_going:
+                (build / "error.txt").write_text(bad.error + "\n", encoding="utf-8")
+                _publish(build, failed_dir)
+                kept = failed_dir / "notebooks" / f"{bad.name}.ipynb"
+                raise ReportError(f"Report template '{bad.name}' failed {_where(bad.cell)}: {bad.cell['error']}. What was built, "
+                                  f"with the executed notebook, is kept in {failed_dir}; the published report in {target} "
+                                  "is unchanged.", template=bad.name, cell=bad.cell, notebook=kept if kept.exists() else None)
+            prev = _read_previous(cfg, book)
+            _compare(sections, prev, book.meta.currency, cfg.lang)
+            prov = _provenance(cfg, book, run, start, plan, sections, prev, warns, t_run)
+            (build / "provenance.json").write_text(json.dumps(prov, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            (build / "index.html").write_text(_index_html(prov, sections, cfg.lang), encoding="utf-8")
+            _publish(build, target)
+        finally:
+            if build.exists(): shutil.rmtree(build, ignore_errors=True)  # the unfinished build, or the report it replaced
+        shutil.rmtree(failed_dir, ignore_errors=True)
     return ReportResult(target, sections, prov, warns)

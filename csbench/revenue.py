@@ -10,7 +10,8 @@ import pandas as pd
 import ibis
 from pandas.tseries.frequencies import to_offset
 from .book import Book, as_timestamp, _truncate_subscriptions
-from .engine import execute
+from .engine import LazyBook, execute
+from ibis.expr.types import Table
 from .schema import BookError, Violation, check_table
 
 _DEC = "decimal(38, 6)"   # money is summed exactly in the engine, then handed back as float64
@@ -18,8 +19,8 @@ CHURN_RECOGNITION = ("term_end", "cancellation")
 
 # %% auto #0
 __all__ = ['CHURN_RECOGNITION', 'MOVEMENTS', 'COUNTS', 'CAPPED', 'RECONCILE', 'DEFINITIONS', 'period_months',
-           'known_subscriptions', 'mrr_movements', 'retention_rates', 'Reconciliation', 'total',
-           'reconcile_definitions', 'plot_mrr_waterfall']
+           'known_subscriptions', 'known_subscriptions_expr', 'mrr_movements', 'retention_rates', 'Reconciliation',
+           'total', 'reconcile_definitions', 'plot_mrr_waterfall']
 
 # %% ../notebooks/10_revenue.ipynb #24bbe81f
 _STEP = {"MonthEnd": 1, "QuarterEnd": 3, "YearEnd": 12}
@@ -45,6 +46,15 @@ def _period_grid(first: pd.Timestamp, t: pd.Timestamp, freq: str) -> pd.DataFram
 def _as_list(by) -> list[str]:
     if by is None: return []
     return [by] if isinstance(by, str) else list(by)
+
+def _segments_from_accounts(by, sub_columns, accounts, door: str) -> list[str]:
+    "The segment columns to take from `accounts` (those not in subscriptions); a clear error when they are nowhere."
+    from_acc = [c for c in by if c not in sub_columns]
+    if from_acc and (accounts is None or "account_id" not in accounts.columns or any(c not in accounts.columns for c in from_acc)):
+        have = sorted(set(sub_columns) | set([] if accounts is None else accounts.columns))
+        raise BookError(f"segment column(s) {from_acc} are neither in subscriptions nor in accounts "
+                        f"(pass accounts= or {door}); columns available: {', '.join(have)}")
+    return from_acc
 
 def known_subscriptions(data,                  # a Book, or the subscriptions table
                         as_of,                 # only what was known at the end of this day is used
@@ -83,16 +93,66 @@ def known_subscriptions(data,                  # a Book, or the subscriptions ta
         known = c.notna() & (c <= t)
         end = end.where(~known | (end.notna() & (end <= c)), c)
     s = s.assign(end_date=end)
-    seg_from_subs = [c for c in by if c in s.columns]
-    seg_from_acc = [c for c in by if c not in s.columns]
+    seg_from_acc = _segments_from_accounts(by, s.columns, accounts, "a Book")
     if seg_from_acc:
-        if accounts is None or "account_id" not in accounts.columns or any(c not in accounts.columns for c in seg_from_acc):
-            have = sorted(set(s.columns) | set([] if accounts is None else accounts.columns))
-            raise BookError(f"segment column(s) {seg_from_acc} are neither in subscriptions nor in accounts "
-                            f"(pass accounts= or a Book); columns available: {', '.join(have)}")
         s = s.merge(accounts[["account_id", *seg_from_acc]].drop_duplicates("account_id"), on="account_id", how="left")
     for c in by: s[c] = s[c].astype(object).where(s[c].notna(), "unassigned").astype(str)
     return s[["subscription_id", "account_id", *by, "start_date", "end_date", "mrr"]].reset_index(drop=True)
+
+# %% ../notebooks/10_revenue.ipynb #1245e8fc
+_KNOWN_COLUMNS = ("subscription_id", "account_id", "start_date", "end_date", "term_months", "mrr")
+
+def _lazy_parts(data, accounts):
+    "The subscriptions and accounts tables of a LazyBook or bare ibis table."
+    if isinstance(data, LazyBook):
+        data.require("subscriptions")
+        return data.subscriptions, data.accounts if accounts is None else accounts
+    return data, accounts
+
+def _is_lazy(data) -> bool: return isinstance(data, (LazyBook, Table))
+
+def known_subscriptions_expr(data,          # a LazyBook, or the subscriptions table as an ibis Table
+                             as_of,         # only what was known at the end of this day is used
+                             *,
+                             by=None,       # segment column(s): of subscriptions, or of `accounts`
+                             accounts=None, # account attributes for `by` as an ibis Table (from the LazyBook when one is given)
+                             churn_recognition: str = "term_end", # "term_end" or "cancellation"
+                             require_mrr: bool = True, # refuse terms without MRR
+                            ) -> Table:
+    "`known_subscriptions` in the engine: an ibis expression with the same columns, for books read in place."
+    t, by = as_timestamp(as_of), _as_list(by)
+    s, accounts = _lazy_parts(data, accounts)
+    missing = [c for c in _KNOWN_COLUMNS if c not in s.columns]
+    if missing: raise BookError([Violation("subscriptions", c, "required column is missing") for c in missing])
+    if churn_recognition not in CHURN_RECOGNITION:
+        raise ValueError(f"churn_recognition must be one of {', '.join(map(repr, CHURN_RECOGNITION))}; got {churn_recognition!r}")
+    if require_mrr:
+        bad = s.filter(s.mrr.isnull())
+        n = int(execute(bad.count()))
+        if n: raise BookError([Violation("subscriptions", "mrr", "revenue analyses need the MRR of every term; these rows have none. "
+                                         "Add MRR, or use logo-only analyses",
+                                         execute(bad.select("subscription_id", "account_id", "start_date", "mrr").limit(5)), n)])
+    T = ibis.timestamp(t)
+    null = ibis.null("timestamp")
+    s = s.mutate(start_date=s.start_date.cast("timestamp"), end_date=s.end_date.cast("timestamp"))
+    s = s.filter(s.start_date <= T)
+    sched = (s.term_months > 1).ifelse(s.start_date + s.term_months.as_interval("M"), null)
+    sched = (sched.notnull() & (sched <= T)).ifelse(null, sched)           # a term cut short after as_of
+    end = (s.end_date.notnull() & (s.end_date > T)).ifelse(sched, s.end_date)
+    if churn_recognition == "cancellation":
+        if "cancelled_at" not in s.columns:
+            raise BookError([Violation("subscriptions", "cancelled_at", "churn_recognition='cancellation' needs the date each "
+                                       "cancelled term was cancelled (notice given); the table has no such column")])
+        c = s.cancelled_at.cast("timestamp")
+        known = c.notnull() & (c <= T)
+        end = (~known | (end.notnull() & (end <= c))).ifelse(end, c)
+    s = s.mutate(end_date=end)
+    seg_from_acc = _segments_from_accounts(by, s.columns, accounts, "a LazyBook")
+    if seg_from_acc:
+        a = accounts.group_by("account_id").aggregate(**{c: accounts[c].max() for c in seg_from_acc})  # one row per account, whatever the input
+        s = s.left_join(a, "account_id").drop("account_id_right")
+    s = s.mutate(**{c: s[c].cast("string").fill_null("unassigned") for c in by})
+    return s.select("subscription_id", "account_id", *by, "start_date", "end_date", mrr=s.mrr.cast("float64"))
 
 # %% ../notebooks/10_revenue.ipynb #ab5c5fb3
 MOVEMENTS = ["start_mrr", "new", "expansion", "contraction", "churn", "reactivation", "end_mrr"]
@@ -118,7 +178,7 @@ def _movement_rows_expr(am, keys, last_k: int, step: int, window):
                       seen=a.prev_k.notnull(), gap=(a.k - a.prev_k - 1) * step)
     gone = a.filter((a.next_k.isnull() | (a.next_k > a.k + 1)) & (a.k < last_k))
     gone = gone.select(*keys, k=gone.k + 1, m0=gone.m, m1=zero, seen=ibis.literal(True), gap=ibis.literal(0, "int64"))
-    r = paying.union(gone)
+    r = paying.union(gone, distinct=False)   # UNION ALL: the two never share a row
     starts = (r.m0 == 0) & (r.m1 > 0)
     back = r.seen if window is None else r.seen & (r.gap <= window)
     return r.mutate(new=(starts & ~back).ifelse(r.m1, zero), reactivation=(starts & back).ifelse(r.m1, zero),
@@ -138,39 +198,57 @@ def _movements_expr(r, by):
 
 def _twelve_months_expr(am, r, grid, keys, by, P: int, last_k: int):
     "ibis: per segment and period end t, the accounts paying 12 months before t, what they pay at t, and the year's movements."
+    zero, none = ibis.literal(0).cast(_DEC), ibis.literal(0, "int64")
+    n = lambda cond: cond.cast("int64").sum()
+    mv = r.filter((r.new + r.reactivation + r.expansion + r.contraction + r.churn) > 0)
+    moves = dict(losses=mv.contraction + mv.churn, gains=mv.expansion + mv.new + mv.reactivation,
+                 returns=mv.new + mv.reactivation, expansion=mv.expansion, churns=(mv.churn > 0).cast("int64"))
+    # the base at t: accounts paying P periods before, with what they pay at t
     then = am.select(*keys, k=am.k + P, m_then=am.m)
     then = then.filter(then.k <= last_k)
     now = am.select(*keys, k_now=am.k, m_now=am.m)
-    zero = ibis.literal(0).cast(_DEC)
     c = then.left_join(now, [*(then[k] == now[k] for k in keys), then.k == now.k_now])
-    base = c.select(*keys, "k", m_then=c.m_then, m_now=c.m_now.fill_null(zero), losses=zero, gains=zero, returns=zero,
-                    expansion=zero, churns=ibis.literal(0, "int64"))
-    mv = r.filter((r.new + r.reactivation + r.expansion + r.contraction + r.churn) > 0)
+    base = c.select(*keys, "k", m_then=c.m_then, m_now=c.m_now.fill_null(zero), is_base=ibis.literal(1, "int64"),
+                    **{m: (none if m == "churns" else zero) for m in moves})
+    rows = mv.select(*keys, "k", m_then=zero, m_now=zero, is_base=none, **moves)
+    u = base.union(rows, distinct=False)
+    u = u.group_by([*keys, "k"]).aggregate(m_then=u.m_then.sum(), m_now=u.m_now.sum(), is_base=u.is_base.max(),
+                                            **{m: u[m].sum() for m in moves})
+    # each base account's movements over the year to t: a window over its own periods (t - P, t]
+    w = ibis.window(group_by=keys, order_by="k", range=(-(P - 1), 0))
+    u = u.mutate(**{m: u[m].sum().over(w) for m in moves})
+    u = u.filter(u.is_base == 1)
+    b = u.group_by([*by, "k"]).aggregate(
+        base_mrr_12m=u.m_then.sum(), kept_mrr_12m=u.m_now.sum(), capped_mrr_12m=ibis.least(u.m_now, u.m_then).sum(),
+        base_accounts_12m=u.count(), kept_accounts_12m=n(u.m_now > 0),
+        base_losses=u.losses.sum(), base_expansion=u.expansion.sum(), base_churns=u.churns.sum(),
+        regained_losses_12m=ibis.least(u.losses, u.gains).sum(), base_returns_12m=u.returns.sum(),
+        repeat_churns_12m=(u.churns - (u.m_now == 0).cast("int64")).sum())
+    # everyone's movements over the year to t, per segment; the joiners' share is what the base did not do
+    mm = mv.mutate(**moves)
+    per = mm.group_by([*by, "k"]).aggregate(**{m: mm[m].sum() for m in ("losses", "expansion", "churns")})
     g = grid.select(k_end=grid.k)
-    wj = mv.join(g, [mv.k > g.k_end - P, mv.k <= g.k_end])
-    moves = wj.group_by([*keys, "k_end"]).aggregate(
-        losses=(wj.contraction + wj.churn).sum(), gains=(wj.expansion + wj.new + wj.reactivation).sum(),
-        returns=(wj.new + wj.reactivation).sum(), expansion=wj.expansion.sum(), churns=(wj.churn > 0).cast("int64").sum())
-    moves = moves.select(*keys, k=moves.k_end, m_then=zero, m_now=zero, losses=moves.losses, gains=moves.gains,
-                         returns=moves.returns, expansion=moves.expansion, churns=moves.churns)
-    u = base.union(moves)
-    u = u.group_by([*keys, "k"]).aggregate(m_then=u.m_then.sum(), m_now=u.m_now.sum(), losses=u.losses.sum(),
-                                            gains=u.gains.sum(), returns=u.returns.sum(), expansion=u.expansion.sum(),
-                                            churns=u.churns.sum())
-    a0 = u.m_then > 0
-    n = lambda cond: cond.cast("int64").sum()
-    return u.group_by([*by, "k"]).aggregate(
-        base_mrr_12m=u.m_then.sum(), kept_mrr_12m=a0.ifelse(u.m_now, zero).sum(),
-        capped_mrr_12m=a0.ifelse(ibis.least(u.m_now, u.m_then), zero).sum(),
-        base_accounts_12m=n(a0), kept_accounts_12m=n(a0 & (u.m_now > 0)),
-        joiner_losses_12m=(~a0).ifelse(u.losses, zero).sum(), joiner_expansion_12m=(~a0).ifelse(u.expansion, zero).sum(),
-        regained_losses_12m=a0.ifelse(ibis.least(u.losses, u.gains), zero).sum(),
-        base_returns_12m=a0.ifelse(u.returns, zero).sum(),
-        joiner_churns_12m=(~a0).ifelse(u.churns, 0).sum(),
-        repeat_churns_12m=a0.ifelse(u.churns - (u.m_now == 0).cast("int64"), 0).sum())
+    yj = per.join(g, [per.k > g.k_end - P, per.k <= g.k_end])
+    year = yj.group_by([*by, "k_end"]).aggregate(all_losses=yj.losses.sum(), all_expansion=yj.expansion.sum(),
+                                                 all_churns=yj.churns.sum())
+    year = year.select(*by, k=year.k_end, all_losses=year.all_losses, all_expansion=year.all_expansion,
+                       all_churns=year.all_churns)
+    j = b.outer_join(year, [*(b[x] == year[x] for x in by), b.k == year.k])
+    kk = ibis.coalesce(j.k, j.k_right)
+    seg = {x: ibis.coalesce(j[x], j[f"{x}_right"]) for x in by}
+    f = lambda col, default: j[col].fill_null(default)
+    return j.select(**seg, k=kk,
+                    base_mrr_12m=f("base_mrr_12m", zero), kept_mrr_12m=f("kept_mrr_12m", zero),
+                    capped_mrr_12m=f("capped_mrr_12m", zero), base_accounts_12m=f("base_accounts_12m", none),
+                    kept_accounts_12m=f("kept_accounts_12m", none),
+                    joiner_losses_12m=f("all_losses", zero) - f("base_losses", zero),
+                    joiner_expansion_12m=f("all_expansion", zero) - f("base_expansion", zero),
+                    regained_losses_12m=f("regained_losses_12m", zero), base_returns_12m=f("base_returns_12m", zero),
+                    joiner_churns_12m=f("all_churns", none) - f("base_churns", none),
+                    repeat_churns_12m=f("repeat_churns_12m", none))
 
 # %% ../notebooks/10_revenue.ipynb #58c897b5
-def mrr_movements(subscriptions,                   # a Book, or the subscriptions table (one row per contract term)
+def mrr_movements(subscriptions,                   # a Book, the subscriptions table (one row per contract term), a LazyBook or an ibis table
                   *,
                   as_of,                           # only what was known at the end of this day is used
                   freq: str = "M",                 # period: "M", "Q", "Y" (or anchored, e.g. "Q-MAR" for fiscal quarters)
@@ -180,6 +258,7 @@ def mrr_movements(subscriptions,                   # a Book, or the subscription
                   reactivation_window_months: int | None = None, # a returning account is a reactivation within this many months of its churn, new after; None: always a reactivation
                   con=None,                        # ibis backend from `csbench.engine.connect`; the default in-memory DuckDB when None
                   validate: bool = True,           # check a bare subscriptions table against the contract first
+                  twelve_months: bool = True,      # also the 12-month columns (`CAPPED`, `RECONCILE`) the customer-capped rates need; False skips that work
                  ) -> pd.DataFrame:
     "MRR movements per period (and segment): start, new, expansion, contraction, churn, reactivation, end, with account counts."
     t = as_timestamp(as_of)
@@ -189,33 +268,49 @@ def mrr_movements(subscriptions,                   # a Book, or the subscription
         raise ValueError(f"reactivation_window_months must be a whole number of months >= 0 or None; got {reactivation_window_months!r}")
     clash = set(by) & {"k", "period", "period_end", *MOVEMENTS, *COUNTS, *CAPPED, *RECONCILE}
     if clash: raise BookError(f"segment column name(s) {sorted(clash)} clash with the movement table's columns; rename them")
-    s = known_subscriptions(subscriptions, t, by=by, accounts=accounts, churn_recognition=churn_recognition, validate=validate)
-    first = s.start_date.min() if len(s) else t + pd.Timedelta(days=1)
-    grid_df = _period_grid(first, t, freq)
-    if grid_df.empty: return _empty_movements(by, freq)
+    sub, segs = _known(subscriptions, t, by, accounts, churn_recognition, validate, con)
+    first = execute(sub.start_date.min(), con)
+    grid_df = _period_grid(t + pd.Timedelta(days=1) if first is None or pd.isna(first) else first, t, freq)
+    if grid_df.empty: return _empty_movements(by, freq, twelve_months)
     keys, last_k, P = ["account_id", *by], int(grid_df.k.max()), 12 // step
-    sub, grid = ibis.memtable(s), ibis.memtable(grid_df[["k", "period_end"]])
+    grid = ibis.memtable(grid_df[["k", "period_end"]])
     am = _account_mrr_expr(sub, grid, keys)
     r = _movement_rows_expr(am, keys, last_k, step, reactivation_window_months)
     mv = execute(_movements_expr(r, by), con)
-    tw = execute(_twelve_months_expr(am, r, grid, keys, by, P, last_k), con)
-    return _assemble(mv, tw, grid_df, by, s)
+    tw = execute(_twelve_months_expr(am, r, grid, keys, by, P, last_k), con) if twelve_months else None
+    return _assemble(mv, tw, grid_df, by, segs)
 
-def _empty_movements(by, freq) -> pd.DataFrame:
+def _known(data, t, by, accounts, churn_recognition, validate, con, require_mrr=True):
+    "The known subscriptions as an ibis table (in memory for a Book or DataFrame, in place for a lazy book) and the segment values."
+    if _is_lazy(data):
+        s = known_subscriptions_expr(data, t, by=by, accounts=accounts, churn_recognition=churn_recognition, require_mrr=require_mrr)
+        segs = execute(s.select(*by).distinct(), con) if by else None
+        return s, segs
+    s = known_subscriptions(data, t, by=by, accounts=accounts, churn_recognition=churn_recognition, validate=validate,
+                            require_mrr=require_mrr)
+    return ibis.memtable(s), s[by].drop_duplicates() if by else None
+
+def _columns(by, twelve_months=True) -> list[str]:
+    return ["period", "period_end", *by, *MOVEMENTS, *COUNTS, *((CAPPED + RECONCILE) if twelve_months else [])]
+
+def _empty_movements(by, freq, twelve_months=True) -> pd.DataFrame:
     cols = {"period": pd.PeriodIndex([], freq=freq), "period_end": pd.DatetimeIndex([], dtype="datetime64[ns]")}
     cols |= {c: pd.Series(dtype=object) for c in by}
     cols |= {c: pd.Series(dtype="float64") for c in _MONEY} | {c: pd.Series(dtype="int64") for c in COUNTS + CAPPED[3:] + RECONCILE[4:]}
-    return pd.DataFrame(cols)[["period", "period_end", *by, *MOVEMENTS, *COUNTS, *CAPPED, *RECONCILE]]
+    return pd.DataFrame(cols)[_columns(by, twelve_months)]
 
-def _assemble(mv, tw, grid_df, by, s) -> pd.DataFrame:
+def _assemble(mv, tw, grid_df, by, segs) -> pd.DataFrame:
     "Every segment x period (zeros where nothing happened), in period order, with pandas dtypes."
-    segs = s[by].drop_duplicates() if by else pd.DataFrame(index=[0])
+    segs = segs if by else pd.DataFrame(index=[0])
     full = grid_df.merge(segs, how="cross")
-    out = full.merge(mv, on=[*by, "k"], how="left").merge(tw, on=[*by, "k"], how="left")
-    for c in _MONEY: out[c] = out[c].fillna(0.0).astype("float64")
-    for c in COUNTS + CAPPED[3:] + RECONCILE[4:]: out[c] = out[c].fillna(0).astype("int64")
+    out = full.merge(mv, on=[*by, "k"], how="left")
+    if tw is not None: out = out.merge(tw, on=[*by, "k"], how="left")
+    for c in _MONEY: 
+        if c in out: out[c] = out[c].fillna(0.0).astype("float64")
+    for c in COUNTS + CAPPED[3:] + RECONCILE[4:]:
+        if c in out: out[c] = out[c].fillna(0).astype("int64")
     out = out.sort_values(["k", *by]).reset_index(drop=True)
-    return out[["period", "period_end", *by, *MOVEMENTS, *COUNTS, *CAPPED, *RECONCILE]]
+    return out[_columns(by, tw is not None)]
 
 # %% ../notebooks/10_revenue.ipynb #0b3bbf01
 DEFINITIONS = ("movement-sum", "capped-12m")
@@ -256,6 +351,10 @@ def retention_rates(movements: pd.DataFrame,   # output of `mrr_movements`
                     months: int | None = None, # movement-sum only: sum the movements over the trailing `months` (e.g. 12); None: one period
                    ) -> pd.DataFrame:
     "GRR, NRR, logo churn and quick ratio per period (and segment) under one definition."
+    return _retention_rates(movements, definition, months, undefined="warn")
+
+def _retention_rates(movements, definition, months, undefined: str) -> pd.DataFrame:
+    "`retention_rates`; undefined='keep' leaves impossible trailing movement-sum rates in (the reconciliation explains them)."
     by = _segments(movements)
     step = _table_step(movements)
     if definition not in DEFINITIONS: raise ValueError(f"definition must be one of {', '.join(map(repr, DEFINITIONS))}; got {definition!r}")
@@ -276,6 +375,16 @@ def retention_rates(movements: pd.DataFrame,   # output of `mrr_movements`
         grr = _ratio(base - m.contraction - m.churn, base)
         nrr = _ratio(base + m.expansion - m.contraction - m.churn, base)
         logo = _ratio(m.churned_accounts, base_n)
+        # over several periods the sums include accounts that joined inside the window: their losses can exceed the
+        # starting MRR, and a GRR below 0 (or logo churn above 1) is not a rate. Say so instead of printing it.
+        bad = (grr < 0).to_numpy() | (logo > 1).to_numpy()
+        if bad.any() and undefined == "warn":
+            import warnings
+            periods = ", ".join(map(str, movements.period.to_numpy()[bad][:5]))
+            warnings.warn(f"movement-sum over {months} months: in {int(bad.sum())} period(s) ({periods}) the losses of "
+                          "accounts that joined inside the window exceed the MRR at its start, so GRR, NRR and logo churn "
+                          "are left empty there; use definition='capped-12m', or one-period rates", stacklevel=2)
+            grr, nrr, logo = (x.where(~bad) for x in (grr, nrr, logo))
     quick = _ratio(flows.new + flows.expansion + flows.reactivation, flows.contraction + flows.churn)
     out = movements[["period", "period_end", *by]].reset_index(drop=True).assign(
         definition=definition, months=months, grr=grr.to_numpy(), nrr=nrr.to_numpy(), logo_churn=logo.to_numpy(),
@@ -327,7 +436,7 @@ def total(movements: pd.DataFrame, # output of `mrr_movements`, with segments
 
 def _reconcile_table(movements: pd.DataFrame) -> pd.DataFrame:
     by = _segments(movements)
-    ms = retention_rates(movements, definition="movement-sum", months=12)
+    ms = _retention_rates(movements, "movement-sum", 12, undefined="keep")   # the gap, however large, is what is explained
     cap = retention_rates(movements, definition="capped-12m")
     m = movements.reset_index(drop=True)
     base, base_n = m.base_mrr_12m, m.base_accounts_12m

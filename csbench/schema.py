@@ -4,18 +4,19 @@
 
 # %% ../notebooks/00_schema.ipynb #88a667aa
 from __future__ import annotations
-import re
+import difflib, re, unicodedata, warnings
 from dataclasses import dataclass, field
 from typing import Callable
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+# pandera is imported where a table is validated: it costs ~0.6 s, most of what a report kernel reading a snapshot pays
 
 # %% auto #0
 __all__ = ['TOUCH_MODELS', 'BILLING', 'END_REASONS', 'CHURN_REASONS', 'PRIORITIES', 'SURVEY_KINDS', 'SCORE_RANGES',
            'CONTACT_ROLES', 'ACTIVITY_KINDS', 'MILESTONES', 'CHANNELS', 'BRAND_TIERS', 'USAGE_METRICS', 'TABLES',
-           'REQUIRED_TABLES', 'ROW_RULES', 'MAX_EXAMPLE_ROWS', 'Col', 'RowRule', 'Violation', 'BookError',
-           'MissingTableError', 'check_table', 'check_currency', 'validate_tables']
+           'REQUIRED_TABLES', 'ROW_RULES', 'MAX_EXAMPLE_ROWS', 'EXCEL_EPOCH', 'EXCEL_SERIALS', 'Col', 'RowRule',
+           'Violation', 'BookError', 'MissingTableError', 'BookWarning', 'check_table', 'check_currency',
+           'validate_tables']
 
 # %% ../notebooks/00_schema.ipynb #e2ce0077
 TOUCH_MODELS = ("high_touch", "low_touch", "tech_touch")
@@ -48,6 +49,7 @@ class Col:
 
     def pandera(self) -> pa.Column:
         "The pandera column for the rules that need no parsing."
+        import pandera.pandas as pa
         checks = []
         if self.isin is not None: checks.append(pa.Check.isin(list(self.isin)))
         if self.ge is not None: checks.append(pa.Check.ge(self.ge))
@@ -146,13 +148,19 @@ class Violation:
     rule: str
     rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     n_rows: int = 0
+    source: str = ""               # file the table was read from, e.g. 'accounts.csv' (rows are then labelled by line)
 
     def __str__(self):
-        head = f"table '{self.table}', column '{self.column}': {self.rule}"
+        where = f" ({self.source})" if self.source else ""
+        col = f", column '{self.column}'" if self.column else ""
+        head = f"table '{self.table}'{where}{col}: {self.rule}"
         if not self.n_rows: return head
         ex = self.rows.head(MAX_EXAMPLE_ROWS).to_string(max_colwidth=40)
-        more = f" (first {MAX_EXAMPLE_ROWS} shown)" if self.n_rows > MAX_EXAMPLE_ROWS else ""
-        return f"{head} - {self.n_rows} row{'s' * (self.n_rows != 1)}{more}:\n" + "\n".join("      " + l for l in ex.splitlines())
+        more = self.n_rows > MAX_EXAMPLE_ROWS
+        if self.rows.index.name == "line":
+            note = f" (line numbers of {self.source or 'the file'}" + (f"; first {MAX_EXAMPLE_ROWS} shown)" if more else ")")
+        else: note = f" (first {MAX_EXAMPLE_ROWS} shown)" if more else ""
+        return f"{head} - {self.n_rows} row{'s' * (self.n_rows != 1)}{note}:\n" + "\n".join("      " + l for l in ex.splitlines())
 
 class BookError(ValueError):
     "A Book (or a table handed to csbench) breaks the data contract; the message names table, column, rule and rows."
@@ -171,8 +179,14 @@ class BookError(ValueError):
 class MissingTableError(BookError):
     "An analysis needs a table that the book does not have."
 
+class BookWarning(UserWarning):
+    "csbench repaired a value in a documented way, or found a pattern that is often a mistake; names table, column and rows."
+
+def _warn(v: Violation, stacklevel: int = 3):
+    warnings.warn(BookWarning(str(v)), stacklevel=stacklevel)
+
 # %% ../notebooks/00_schema.ipynb #0c67cfda
-_TRUE, _FALSE = {"true", "t", "yes", "y", "1", "1.0"}, {"false", "f", "no", "n", "0", "0.0"}
+_TRUE, _FALSE = {"true", "t", "yes", "y", "1", "1.0", "はい"}, {"false", "f", "no", "n", "0", "0.0", "いいえ"}
 
 def _to_bool(s: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(s): return s.astype("boolean")
@@ -204,23 +218,77 @@ def _parse(s: pd.Series, kind: str) -> pd.Series:
     num = pd.to_numeric(s, errors="coerce")
     if kind == "float": return num.astype("float64")
     if kind == "int":
-        whole = num.isna() | (num == num.round())
+        whole = num.isna() | (np.isfinite(num) & (num == num.round()))
         return num.where(whole).astype("Int64")
     raise ValueError(f"unknown column kind {kind!r}")
 
 _KIND_WORDS = {"id": "an id", "text": "text", "date": "a date (YYYY-MM-DD)", "float": "a number",
                "int": "a whole number", "bool": "true/false (yes/no, 1/0)"}
 
+# null markers that exports write for an empty cell; in an id column they are never a real id
+_NULL_MARKERS = ["nan", "NaN", "NAN", "None", "none", "NONE", "null", "NULL", "Null", "NA", "N/A", "n/a", "#N/A", "NaT", "<NA>"]
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_MONEY_SIGN = re.compile(r"[¥$€£]|円|JPY|USD|EUR")
+_YMD = re.compile(r"(\d{1,4})[-/](\d{1,2})[-/](\d{1,2})")
+EXCEL_EPOCH = pd.Timestamp("1899-12-30")    # day 0 of Excel's 1900 date system: serial 45292 is 2024-01-01
+EXCEL_SERIALS = (10_000, 100_000)           # numbers read as Excel serial dates: 1927-05-18 up to 2173-10-14
+
+def _nfkc(v) -> str: return unicodedata.normalize("NFKC", str(v)).strip()
+
+def _repair_numbers(raw: pd.Series) -> pd.Series:
+    "Numbers written with thousands separators or full-width digits ('1,200', '１２００') as floats; NaN for anything else."
+    def one(v):
+        t = _nfkc(v)
+        grouped = bool(_THOUSANDS.fullmatch(t))
+        if not grouped and t == str(v).strip(): return np.nan       # neither repair applies: the value stays refused
+        try: x = float(t.replace(",", "") if grouped else t)
+        except ValueError: return np.nan
+        return x if np.isfinite(x) else np.nan
+    return raw.map(one).astype("float64")
+
+def _repair_dates(raw: pd.Series) -> pd.Series:
+    "Excel serial day numbers (10000-99999, a fraction is the time of day) as dates; NaT for anything else."
+    num = pd.to_numeric(raw.map(_nfkc), errors="coerce")
+    num = num.where((num >= EXCEL_SERIALS[0]) & (num < EXCEL_SERIALS[1]))
+    return (EXCEL_EPOCH + pd.to_timedelta(np.floor(num), unit="D")).astype("datetime64[ns]")
+
+def _date_rule(v) -> str:
+    "Why a value is not a date, in words."
+    m = _YMD.fullmatch(_nfkc(v))
+    if m and not 1678 <= int(m.group(1)) <= 2261:
+        return "must be a date between 1678 and 2261 (for no end, leave the cell empty instead of a far-future date)"
+    if m: return "must be a real calendar date (no such day; check the day and the month)"
+    return f"must be {_KIND_WORDS['date']}"
+
+def _number_rule(v, kind: str) -> str:
+    "Why a value is not a number, in words."
+    t = _nfkc(v)
+    if _MONEY_SIGN.search(t): return "must be a plain number without a currency sign (the book's currency is set in book.yaml)"
+    try: x = float(t.replace(",", ""))
+    except ValueError: x = np.nan
+    if np.isinf(x): return "must be a finite number"
+    if kind == "int" and not np.isnan(x): return f"must be {_KIND_WORDS['int']}"
+    return f"must be {_KIND_WORDS[kind]}"
+
 # %% ../notebooks/00_schema.ipynb #bb05d4a7
 def _id_columns(table: str, df: pd.DataFrame) -> list[str]:
     ids = [c.name for c in TABLES.get(table, []) if c.kind == "id" and c.name in df.columns]
     return ids[:2]
 
-def _example(table, df, mask, cols) -> pd.DataFrame:
+def _example(table, df, mask, cols, labels=None) -> pd.DataFrame:
+    "The offending rows (ids and `cols`), indexed by row position, or by CSV line when `labels` holds the lines."
     show = list(dict.fromkeys(_id_columns(table, df) + [c for c in cols if c in df.columns]))
+    mask = np.asarray(mask, dtype=bool)
     out = df.loc[mask, show]
-    out.index.name = "row"
+    if labels is None: out.index.name = "row"
+    else: out.index = pd.Index(np.asarray(labels)[mask], name="line")
     return out
+
+def _source(df) -> tuple[np.ndarray | None, str]:
+    "CSV line numbers and file name of a table `Book.read` read from CSV (its index is named 'line'); (None, '') otherwise."
+    src = df.attrs.get("source", "") if isinstance(df, pd.DataFrame) else ""
+    if src and df.index.name == "line": return df.index.to_numpy(), src
+    return None, src
 
 _CHECK_WORDS = [(r"not_nullable", "must not be empty"), (r"field_uniqueness", "must be unique"),
                 (r"isin\((.*)\)", r"must be one of \1"), (r"greater_than_or_equal_to\((.*)\)", r"must be >= \1"),
@@ -231,27 +299,94 @@ def _words(check: str) -> str:
         if re.fullmatch(pat, check): return re.sub(pat, rep, check)
     return check
 
+def _missing_column_rule(col: str, have: list[str]) -> str:
+    "'required column is missing', with the columns the table has and the likely culprit (case, spaces, separator)."
+    rule = f"required column is missing (the table has: {', '.join(have)})"
+    key = lambda s: re.sub(r"[\s\-]+", "_", s.strip().lower())
+    near = [h for h in have if key(h) == key(col)] or difflib.get_close_matches(col, have, n=1, cutoff=0.85)
+    if near: rule += f"; {near[0]!r} looks like it: rename it to {col!r}"
+    elif len(have) == 1 and any(sep in have[0] for sep in ";\t|"):
+        rule += "; the header is one long column: the file seems to be separated by ';' or tabs, and csbench reads comma-separated files"
+    return rule
+
+def _check_column(name: str, c: Col, out: pd.DataFrame, labels, src: str) -> tuple[pd.Series, list[Violation], pd.Series]:
+    "Parse column `c` of `out`, repair what is unambiguous (with a BookWarning); the parsed column, its violations, the rows that did not parse."
+    raw = out[c.name]
+    parsed, vs = _parse(raw, c.kind), []
+    bad = parsed.isna() & raw.notna()
+    if bad.any():                                                       # blanks are nulls, not errors
+        blank = raw[bad].astype(str).str.strip() == ""
+        bad[blank.index[blank.to_numpy()]] = False
+    ex = lambda mask: _example(name, out, mask, [c.name], labels)
+    if c.kind == "id":
+        marker = parsed.isin(_NULL_MARKERS)
+        if marker.any():
+            seen = ", ".join(map(repr, pd.unique(parsed[marker])[:3]))
+            if c.nullable:
+                _warn(Violation(name, c.name, f"null markers ({seen}) were read as empty values", ex(marker), int(marker.sum()), src))
+                parsed = parsed.where(~marker, None)
+            else:
+                vs.append(Violation(name, c.name, f"must not be empty (found the null marker {seen} instead of an id)",
+                                    ex(marker), int(marker.sum()), src))
+                bad = bad | marker
+        return parsed, vs, bad
+    if c.kind in ("float", "int", "date") and bad.any():
+        fixed = (_repair_dates if c.kind == "date" else _repair_numbers)(raw[bad])
+        if c.kind == "date":
+            ok = fixed.notna()
+            parsed = parsed.copy()
+            parsed[ok.index[ok.to_numpy()]] = fixed[ok]
+        else:
+            num = pd.to_numeric(raw, errors="coerce").astype("float64")
+            num[fixed.index] = fixed.where(fixed.notna(), num[fixed.index])
+            parsed = _parse(num, c.kind)
+        repaired = bad & parsed.notna()
+        if repaired.any():
+            i, n = repaired.idxmax(), int(repaired.sum())
+            was, now = str(raw[i]), (parsed[i].date().isoformat() if c.kind == "date" else f"{parsed[i]:.15g}")
+            one = n == 1
+            what = (("looks like an Excel serial day number and was read as a date" if one else
+                     "look like Excel serial day numbers and were read as dates") + " of Excel's 1900 date system "
+                    f"(e.g. {was!r} -> {now}); format the column as yyyy-mm-dd dates in the spreadsheet to be sure"
+                    if c.kind == "date" else
+                    f"{'was' if one else 'were'} written with thousands separators or full-width digits and "
+                    f"{'was read as a number' if one else 'were read as numbers'} (e.g. {was!r} -> {now})")
+            _warn(Violation(name, c.name, f"{n} value{'s' * (n != 1)} {what}", ex(repaired), n, src))
+        bad = bad & ~repaired
+    inf = pd.Series(False, index=raw.index)
+    if c.kind == "float":
+        inf[:] = np.isinf(parsed.to_numpy())
+        if inf.any():
+            vs.append(Violation(name, c.name, "must be a finite number", ex(inf), int(inf.sum()), src))
+            parsed = parsed.where(~inf)
+    if bad.any():
+        if c.kind == "date": rules = raw[bad].map(_date_rule)
+        elif c.kind in ("float", "int"): rules = raw[bad].map(lambda v: _number_rule(v, c.kind))
+        else: rules = pd.Series(f"must be {_KIND_WORDS[c.kind]}", index=raw.index[bad])
+        for rule, idx in rules.groupby(rules, sort=False).groups.items():
+            m = raw.index.isin(idx)
+            vs.append(Violation(name, c.name, rule, ex(m), int(m.sum()), src))
+    return parsed, vs, bad | inf
+
 def check_table(name: str,          # table name in the Book
                 df: pd.DataFrame,   # the table as read
                ) -> tuple[pd.DataFrame, list[Violation]]:
     "Parse `df` into the contract types and return it with every violation of the table's own rules."
     if not isinstance(df, pd.DataFrame):
         return df, [Violation(name, "", f"must be a pandas DataFrame, got {type(df).__name__}")]
-    spec, out, vs = TABLES[name], df.copy(), []
+    spec, vs = TABLES[name], []
+    labels, src = _source(df)
     missing = [c.name for c in spec if c.name not in df.columns]
-    for c in missing:
-        vs.append(Violation(name, c, f"required column is missing (the table has: {', '.join(map(str, df.columns))})"))
-    if missing: return out, vs
-    out, unparsed = out.reset_index(drop=True), {}
+    for c in missing: vs.append(Violation(name, c, _missing_column_rule(c, list(map(str, df.columns))), source=src))
+    if missing: return df.copy(), vs
+    out, unparsed = df.copy().reset_index(drop=True), {}
+    out.attrs = {}
     for c in spec:
-        parsed = _parse(out[c.name], c.kind)
-        bad = parsed.isna() & out[c.name].notna()
-        blank = out.loc[bad, c.name].astype(str).str.strip() == ""       # blanks are nulls, not errors
-        bad.loc[blank.index[blank.to_numpy()]] = False
-        if bad.any():
-            vs.append(Violation(name, c.name, f"must be {_KIND_WORDS[c.kind]}", _example(name, out, bad, [c.name]), int(bad.sum())))
-            unparsed[c.name] = set(out.index[bad])
+        parsed, v, bad = _check_column(name, c, out, labels, src)
+        vs += v
+        if bad.any(): unparsed[c.name] = set(out.index[bad])
         out[c.name] = parsed
+    import pandera.pandas as pa
     schema = pa.DataFrameSchema({c.name: c.pandera() for c in spec}, strict=False)
     try: schema.validate(out, lazy=True)
     except pa.errors.SchemaErrors as e:
@@ -259,12 +394,12 @@ def check_table(name: str,          # table name in the Book
         for (col, check), g in fc.groupby(["column", "check"], sort=False):
             rows = pd.Index(g["index"].astype(int).unique()).difference(list(unparsed.get(col, ())))
             if rows.empty: continue
-            vs.append(Violation(name, col, _words(str(check)), _example(name, out, out.index.isin(rows), [col]), len(rows)))
+            vs.append(Violation(name, col, _words(str(check)), _example(name, out, out.index.isin(rows), [col], labels), len(rows), src))
     for r in ROW_RULES.get(name, []):
         if set(r.columns) & set(unparsed): continue
         bad = r.broken(out).fillna(False).astype(bool)
         if bad.any():
-            vs.append(Violation(name, ", ".join(r.columns), r.rule, _example(name, out, bad, list(r.columns)), int(bad.sum())))
+            vs.append(Violation(name, ", ".join(r.columns), r.rule, _example(name, out, bad, list(r.columns), labels), int(bad.sum()), src))
     return out, vs
 
 # %% ../notebooks/00_schema.ipynb #e6cb4925
@@ -278,31 +413,56 @@ def check_currency(currency) -> list[Violation]:
     if isinstance(currency, str) and re.fullmatch(r"[A-Z]{3}", currency): return []
     return [Violation("book.yaml", "currency", f"must be one ISO 4217 code such as 'JPY' or 'USD', got {currency!r}")]
 
+def _overlapping_terms(s: pd.DataFrame) -> pd.Series:
+    "Terms that start before an earlier term of the same account and product has ended (an open end runs on)."
+    d = s.sort_values(["account_id", "product", "start_date"], kind="stable")
+    keys = [d["account_id"], d["product"]]
+    reach = d["end_date"].fillna(pd.Timestamp.max).groupby(keys).cummax()
+    return (d["start_date"] < reach.groupby(keys).shift()).reindex(s.index, fill_value=False)
+
 def validate_tables(tables: dict[str, pd.DataFrame | None],  # table name -> DataFrame (None = absent)
                     currency: str,                           # the book's one currency
                    ) -> dict[str, pd.DataFrame]:
     "Parse and check every table and the cross-table rules; raise one `BookError` listing all violations."
     unknown = set(tables) - set(TABLES)
     if unknown: raise BookError(f"Unknown table(s) {sorted(unknown)}; the Book has {list(TABLES)}")
-    vs, out = check_currency(currency), {}
+    vs, out, where = check_currency(currency), {}, {}
     for t in REQUIRED_TABLES:
         if tables.get(t) is None: vs.append(Violation(t, "", "required table is missing"))
     for t, df in tables.items():
         if df is None: continue
+        where[t] = _source(df)
         out[t], v = check_table(t, df)
         vs += v
+    frames = {t: d for t, d in out.items() if isinstance(d, pd.DataFrame)}
+    empty = {t for t in REQUIRED_TABLES if t in frames and len(frames[t]) == 0}
+    for t in sorted(empty):
+        vs.append(Violation(t, "", "the table has no rows; a book needs at least one account and one subscription",
+                            source=where[t][1]))
     bad_cols = {(v.table, v.column) for v in vs}
     for t, col, ref, rcol in _REFERENCES:
-        if t not in out or ref not in out or (t, col) in bad_cols or col not in out[t] or rcol not in out[ref]: continue
-        d = out[t]
-        bad = d[col].notna() & ~d[col].isin(set(out[ref][rcol]))
+        if t not in frames or ref not in frames or ref in empty or (t, col) in bad_cols: continue
+        d = frames[t]
+        if col not in d or rcol not in frames[ref]: continue
+        bad = d[col].notna() & ~d[col].isin(set(frames[ref][rcol]))
         if bad.any():
-            vs.append(Violation(t, col, f"every {col} must exist in {ref}.{rcol}", _example(t, d, bad, [col]), int(bad.sum())))
-    for t, d in out.items():
+            vs.append(Violation(t, col, f"every {col} must exist in {ref}.{rcol}", _example(t, d, bad, [col], where[t][0]),
+                                int(bad.sum()), where[t][1]))
+    for t, d in frames.items():
         if "currency" in d.columns:
             bad = d["currency"].notna() & (d["currency"].astype(str) != str(currency))
             if bad.any():
                 vs.append(Violation(t, "currency", f"the book has one currency ({currency}); convert amounts before loading",
-                                    _example(t, d, bad, ["currency"]), int(bad.sum())))
+                                    _example(t, d, bad, ["currency"], where[t][0]), int(bad.sum()), where[t][1]))
     if vs: raise BookError(vs)
+    s = out["subscriptions"]
+    overlap = _overlapping_terms(s)
+    if overlap.any():
+        n = int(overlap.sum())
+        _warn(Violation("subscriptions", "account_id, product, start_date, end_date",
+                        f"{n} term{'s start' if n != 1 else ' starts'} before an earlier term of the same account and product "
+                        "has ended, so both count (their MRR is added up) while they run. If a renewal was entered before the "
+                        "previous term ended, or a term was imported twice, correct the data; if both contracts are real, "
+                        "ignore this warning", _example("subscriptions", s, overlap, ["product", "start_date", "end_date"],
+                                                        where["subscriptions"][0]), n, where["subscriptions"][1]))
     return out

@@ -153,9 +153,9 @@ def _subscriptions_at(subs: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     s.loc[later, "end_reason"] = None
     return s
 
-def _book_at(book: Book, t: pd.Timestamp) -> Book:
-    "The book as known at the end of day `t`."
-    rest = {k: v for k, v in book.tables.items() if k not in ("accounts", "subscriptions")}
+def _book_at(book: Book, t: pd.Timestamp, tables=None) -> Book:
+    "The book as known at the end of day `t`: accounts, subscriptions and the optional `tables` (None: all there are)."
+    rest = {k: v for k, v in book.tables.items() if k not in ("accounts", "subscriptions") and (tables is None or k in (*tables, "csms"))}
     cut = Book(book.meta, book.accounts, book.subscriptions.iloc[:0], validate=False, **rest).truncate(t)
     other = {k: v for k, v in cut.tables.items() if k not in ("accounts", "subscriptions")}
     return Book(book.meta, cut.accounts, _subscriptions_at(book.subscriptions, t).reset_index(drop=True), validate=False, **other)

@@ -10,7 +10,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 from lifelines import AalenJohansenFitter, CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
-from lifelines.statistics import logrank_test, multivariate_logrank_test, proportional_hazard_test
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
 from .book import Book, as_timestamp
 from .frames import DAYS_PER_MONTH, account_frame, customer_spells, monthly_panel, survival_frame
@@ -165,6 +165,7 @@ def _survival_input(data, who: str, *, duration: str | None, event: str, columns
     if missing:
         have = ", ".join(map(str, data.columns))
         raise BookError([Violation(who, c, f"required column is missing (the table has: {have})") for c in missing])
+    if len(data) == 0: raise BookError([Violation(who, "", "has no rows (an as_of before the first account, or a filter that kept nothing?)")])
     ids = [c for c in _ID_COLUMNS if c in data.columns][:1]
     df = data[list(dict.fromkeys(ids + cols))]          # a new frame (list selection copies); `data` is never changed
     ok_d = duration is None or _clean_duration(df[duration])
@@ -380,6 +381,26 @@ def adjust_pvalues(p,                 # p-values
     out[order] = np.minimum(1.0, adj)
     return out
 
+def _pairwise_logrank(d: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int) -> dict:
+    "(statistic, p) of lifelines' two-group `logrank_test` for every pair of the k groups, the event tables counted once."
+    from scipy.stats import chi2
+    times, at = np.unique(d, return_inverse=True)
+    removed, observed = np.zeros((k, len(times))), np.zeros((k, len(times)))
+    np.add.at(removed, (codes, at.ravel()), 1.0)
+    np.add.at(observed, (codes, at.ravel()), e)
+    at_risk = removed.sum(axis=1, keepdims=True) - np.cumsum(removed, axis=1) + removed     # just before each time
+    out = {}
+    for a, b in combinations(range(k), 2):
+        m = (observed[a] + observed[b]) > 0                          # times without a churn add nothing
+        na, nb, dd = at_risk[a][m], at_risk[b][m], observed[a][m] + observed[b][m]
+        n = na + nb
+        z = observed[a][m].sum() - (na * (dd / n)).sum()             # observed - expected churns of group a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = (np.where(n > 1, (n - dd) / (n - 1), 1.0) * dd / n ** 2 * na * nb).sum()   # its variance
+        stat = z * z / v if v > 0 else 0.0
+        out[a, b] = (stat, float(chi2.sf(stat, 1)))
+    return out
+
 def logrank(data: pd.DataFrame,        # one row per account
             *,
             duration: str = "duration", # column: months to churn or to as_of
@@ -399,9 +420,10 @@ def logrank(data: pd.DataFrame,        # one row per account
     res = multivariate_logrank_test(d, lab, e)
     rows = [{"test": "overall", "group_a": survival_label("all_groups", lang), "group_b": "",
              "statistic": res.test_statistic, "df": res.degrees_of_freedom, "p": res.p_value}]
-    for a, b in combinations(order, 2):
-        r = logrank_test(d.iloc[pos[a]], d.iloc[pos[b]], e.iloc[pos[a]], e.iloc[pos[b]])
-        rows.append({"test": "pairwise", "group_a": a, "group_b": b, "statistic": r.test_statistic, "df": 1, "p": r.p_value})
+    codes = np.empty(len(df), dtype=int)
+    for i, g in enumerate(order): codes[pos[g]] = i
+    for (i, j), (stat, p) in _pairwise_logrank(d.to_numpy(dtype=float), e.to_numpy(dtype=float), codes, len(order)).items():
+        rows.append({"test": "pairwise", "group_a": order[i], "group_b": order[j], "statistic": stat, "df": 1, "p": p})
     out = pd.DataFrame(rows)
     pair = out.test == "pairwise"
     out["p_adjusted"] = out.p
@@ -670,6 +692,8 @@ def churn_drivers(data: pd.DataFrame,          # one row per account
     if covariates is None: covariates = [c for c in data.columns if c not in {duration, event, *(strata or [])}]
     covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     df = _survival_input(data, who, duration=duration, event=event, columns=covariates + (strata or []))
+    if not (df[event] == 1).any():
+        raise BookError([Violation(who, event, "has no churn events (every row is censored); a Cox model needs churned accounts")])
     for c in strata or []:
         if df[c].isna().any():
             raise BookError([Violation(who, c, "strata must not be empty", _rows(df, df[c].isna(), [c]), int(df[c].isna().sum()))])
@@ -889,6 +913,8 @@ class CumulativeIncidence:
 def _causes(df: pd.DataFrame, who: str, event: str, cause: str, causes) -> list:
     "Check that every churned row has a cause; return the causes in order."
     churned = df[event] == 1
+    if not churned.any():
+        raise BookError([Violation(who, event, "has no churn events (every row is censored); cumulative incidence needs churned accounts")])
     empty = churned & df[cause].isna()
     if empty.any(): raise BookError([Violation(who, cause, "every churned row needs a cause", _rows(df, empty, [event, cause]),
                                                int(empty.sum()))])
@@ -1047,11 +1073,9 @@ def renewal_probability(model: ChurnDrivers,           # fitted `churn_drivers` 
     X = model.transform(df)
     X.index = pd.RangeIndex(len(df))
     cond = tenure - shift
-    p = np.empty(len(df))
-    for a in np.unique(ahead):
-        m = ahead == a
-        S = model.fitter_.predict_survival_function(X[m], times=[a], conditional_after=cond[m])
-        p[m] = S.iloc[0].reindex(X.index[m]).to_numpy()
+    times, at = np.unique(ahead, return_inverse=True)        # one call: every account at every horizon, then its own
+    S = model.fitter_.predict_survival_function(X, times=times, conditional_after=cond)
+    p = S.reindex(columns=X.index).to_numpy()[at.ravel(), np.arange(len(df))] if len(df) else np.empty(0)
     out = pd.DataFrame({id_col: df[id_col].to_numpy(), "tenure_months": tenure,
                         "renewal_date": rd.to_numpy(), "renews_in_horizon": renews.to_numpy(), "target_date": target.to_numpy(),
                         "p_stay": p, "p_churn": 1 - p, "extrapolated": shift > 0})

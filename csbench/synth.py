@@ -4,6 +4,7 @@
 
 # %% ../notebooks/02_synth.ipynb #f6da66b4
 from __future__ import annotations
+import os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -12,7 +13,8 @@ from .book import Book, BookMeta
 
 # %% auto #0
 __all__ = ['INDUSTRIES', 'REGIONS', 'PRODUCTS', 'ADDON', 'USE_CASES', 'DISCOUNT_BANDS', 'TICKET_CATEGORIES', 'TOUCH_EXPANSION',
-           'DRIVERS', 'STATIC_DRIVERS', 'TIME_VARYING_DRIVERS', 'SynthTruth', 'simulate_book', 'write_sample']
+           'DRIVERS', 'STATIC_DRIVERS', 'TIME_VARYING_DRIVERS', 'SynthTruth', 'simulate_book', 'write_sample',
+           'write_synthetic_book']
 
 # %% ../notebooks/02_synth.ipynb #93e59f08
 INDUSTRIES = ("manufacturing", "retail", "finance", "healthcare", "software", "logistics", "education", "public")
@@ -513,7 +515,7 @@ _CSM_NAMES = {"JPY": (("Sato", "Suzuki", "Takahashi", "Tanaka", "Ito", "Watanabe
               "other": (("Smith", "Garcia", "Chen", "Muller", "Rossi", "Dubois", "Nowak", "Silva", "Khan", "Larsen"),
                         ("Alex", "Maria", "Sam", "Lena", "Omar", "Julia", "Noah", "Emma", "Liam", "Sofia"))}
 
-def _csms(s, rng, currency):
+def _csms(s, rng, currency, tag=""):
     "Size the CSM teams on the accounts active at the end and assign each high/low-touch account a CSM."
     active = s.status == 1
     n_t = [max(1, round(np.sum(active & (s.touch == 0)) / 30)), max(1, round(np.sum(active & (s.touch == 1)) / 150)),
@@ -524,7 +526,7 @@ def _csms(s, rng, currency):
     cost = np.array([[11.5e6, 14e6], [9.5e6, 12e6], [9e6, 10.5e6]])[touch]
     sur, giv = (np.array(p) for p in _CSM_NAMES["JPY" if currency == "JPY" else "other"])
     name = [f"{sur[i]} {giv[j]}" for i, j in zip(rng.integers(0, 10, k), rng.integers(0, 10, k))]
-    csms = pd.DataFrame({"csm_id": _ids("CSM", k, 3), "name": name, "touch_model": _labels(_TOUCH, touch),
+    csms = pd.DataFrame({"csm_id": _ids("CSM" + tag, k, 3), "name": name, "touch_model": _labels(_TOUCH, touch),
                          "capacity_hours_month": np.array([140.0, 140.0, 150.0])[touch],
                          "cost_year": _round_to(rng.uniform(cost[:, 0], cost[:, 1]) * sal, 10 * _CURRENCY[currency][2])})
     offset = np.concatenate([[0], np.cumsum(n_t)])
@@ -532,16 +534,16 @@ def _csms(s, rng, currency):
     return csms, assigned
 
 # %% ../notebooks/02_synth.ipynb #d2ae5bce
-def _tables(s, A, rng, currency) -> dict[str, pd.DataFrame]:
+def _tables(s, A, rng, currency, tag: str = "") -> dict[str, pd.DataFrame]:
     "Turn the collected chunks into the Book's tables (contract columns, ids numbered in date order)."
-    n, acc_ids = s.n, _ids("A", s.n, 6)
+    n, acc_ids = s.n, _ids("A" + tag, s.n, 6)
     run = np.flatnonzero(s.status == 1)                           # rows still running at the data end
     sched = s.ms[s.term_start[run] + 12] + s.day[run] - 1         # scheduled end of the running annual term
     _close(s, run, 0, np.where(s.annual[run], sched, -1), -1)
     a = run[s.has_addon[run]]
     sched_a = s.ms[s.term_start[a] + 12] + s.day[a] - 1
     _close(s, a, 1, np.where(s.annual[a], sched_a, -1), -1)
-    csms, assigned = _csms(s, rng, currency)
+    csms, assigned = _csms(s, rng, currency, tag)
     csm_of = np.where(s.touch < 2, csms.csm_id.to_numpy()[assigned], None)
     accounts = pd.DataFrame({
         "account_id": acc_ids, "account_name": A["name"], "industry": _labels(INDUSTRIES, A["industry"]),
@@ -559,7 +561,7 @@ def _tables(s, A, rng, currency) -> dict[str, pd.DataFrame]:
         "billing": np.where(s.annual[sub_acc], "annual", "monthly").astype(object),
         "mrr": _cat(s.subs, "mrr"), "list_mrr": _cat(s.subs, "list"),
         "end_reason": _labels(("renewed", "upgraded", "downgraded", "cancelled_voluntary", "cancelled_involuntary"),
-                              _cat(s.subs, "reason"))}), ["start_date", "account_id", "product"], "subscription_id", "S", 7)
+                              _cat(s.subs, "reason"))}), ["start_date", "account_id", "product"], "subscription_id", "S" + tag, 7)
     u_acc = np.concatenate([c["acc"] for c in s.usage])
     u_m = np.concatenate([np.full(len(c["acc"]), c["m"]) for c in s.usage])
     vals = np.concatenate([c["values"] for c in s.usage])
@@ -570,13 +572,13 @@ def _tables(s, A, rng, currency) -> dict[str, pd.DataFrame]:
     tickets = _sorted(pd.DataFrame({
         "account_id": acc_ids[t_acc], "opened_at": _dates(_cat(s.tickets, "opened")),
         "closed_at": _dates(_cat(s.tickets, "closed")), "priority": _labels(("P1", "P2", "P3", "P4"), _cat(s.tickets, "priority")),
-        "category": _labels(TICKET_CATEGORIES, _cat(s.tickets, "category"))}), ["opened_at"], "ticket_id", "T", 7)
+        "category": _labels(TICKET_CATEGORIES, _cat(s.tickets, "category"))}), ["opened_at"], "ticket_id", "T" + tag, 7)
     i_acc = _cat(s.invoices, "acc")
     invoices = _sorted(pd.DataFrame({
         "account_id": acc_ids[i_acc], "issued_at": _dates(_cat(s.invoices, "issued")), "due_at": _dates(_cat(s.invoices, "due")),
-        "paid_at": _dates(_cat(s.invoices, "paid")), "amount": _cat(s.invoices, "amount")}), ["issued_at"], "invoice_id", "I", 8)
+        "paid_at": _dates(_cat(s.invoices, "paid")), "amount": _cat(s.invoices, "amount")}), ["issued_at"], "invoice_id", "I" + tag, 8)
     c_acc = _cat(s.contacts, "acc")
-    contact_ids = _ids("C", len(c_acc), 7)
+    contact_ids = _ids("C" + tag, len(c_acc), 7)
     left = np.full(len(c_acc), -1, np.int64)
     for who, day in s.departures: left[who] = day
     contacts = pd.DataFrame({
@@ -586,7 +588,7 @@ def _tables(s, A, rng, currency) -> dict[str, pd.DataFrame]:
     surveys = _sorted(pd.DataFrame({
         "account_id": acc_ids[r_acc], "contact_id": contact_ids[_cat(s.surveys, "contact").astype(np.int64)],
         "answered_at": _dates(_cat(s.surveys, "day")), "kind": _labels(("nps", "csat"), _cat(s.surveys, "kind")),
-        "score": _cat(s.surveys, "score").astype(float)}), ["answered_at"], "response_id", "R", 8)
+        "score": _cat(s.surveys, "score").astype(float)}), ["answered_at"], "response_id", "R" + tag, 8)
     v_acc = _cat(s.activities, "acc")
     tech_pool = np.flatnonzero(csms.touch_model.to_numpy() == "tech_touch")
     pooled = tech_pool[np.floor(rng.random(len(v_acc)) * len(tech_pool)).astype(np.int64)]
@@ -594,7 +596,7 @@ def _tables(s, A, rng, currency) -> dict[str, pd.DataFrame]:
     activities = _sorted(pd.DataFrame({
         "account_id": acc_ids[v_acc], "csm_id": csms.csm_id.to_numpy()[v_csm], "at": _dates(_cat(s.activities, "at")),
         "kind": _labels(_ACTIVITY_KINDS, _cat(s.activities, "kind")), "minutes": _cat(s.activities, "minutes").astype(float)}),
-        ["at"], "activity_id", "V", 8)
+        ["at"], "activity_id", "V" + tag, 8)
     reach = np.stack([A["kickoff"], A["go_live"], A["first_goal"], A["full"]], axis=1)
     ok = (reach < np.minimum(s.first_churn, s.end)[:, None])
     ai, mi = np.nonzero(ok)
@@ -636,7 +638,8 @@ def _month_grid(start, months) -> np.ndarray:
 def _simulate_tables(n_accounts: int, *, start, months: int, seed: int, currency: str = "JPY",
                      base_monthly_hazard: float = 0.0065, hazard_ratios: dict | None = None,
                      payment_failure_rate: float = 0.0045, arrival_growth: float = 3.0,
-                    ) -> tuple[dict[str, pd.DataFrame], SynthTruth]:
+                     tag: str = "", truth: bool = True,
+                    ) -> tuple[dict[str, pd.DataFrame], SynthTruth | None]:
     "Run the generative model: the Book's tables as DataFrames and the truth."
     params = dict(n_accounts=n_accounts, start=str(pd.Timestamp(start).date()), months=months, seed=seed,
                   currency=currency, base_monthly_hazard=base_monthly_hazard, hazard_ratios=hazard_ratios,
@@ -651,7 +654,8 @@ def _simulate_tables(n_accounts: int, *, start, months: int, seed: int, currency
     A = _draw_accounts(rng, int(n_accounts), int(months), ms, currency, arrival_growth)
     s = _init_state(A, ms, int(months), hr, base_monthly_hazard, payment_failure_rate, currency)
     for m in range(int(months)): _simulate_month(s, rng, m)
-    tables = _tables(s, A, rng, currency)
+    tables = _tables(s, A, rng, currency, tag)
+    if not truth: return tables, None
     accounts, panel = _truth_frames(s, A, currency)
     weights, points = _health(hr)
     drivers = pd.DataFrame([{"driver": k, "kind": v[0], "hazard_ratio": hr[k], "log_hr": np.log(hr[k]), "definition": v[2]}
@@ -701,3 +705,81 @@ def write_sample(path,                       # folder (csv, parquet) or .duckdb 
     "Simulate the sample book and write it with `Book.write`."
     book, _ = simulate_book(n_accounts, start=start, months=months, seed=seed, name="sample")
     return book.write(path, format=format)
+
+# %% ../notebooks/02_synth.ipynb #fa72d125
+def _arrow_schema(name: str, df: pd.DataFrame):
+    "The Parquet schema of a table from the contract kinds (not from one chunk, where a column may be all null)."
+    import pyarrow as pa
+    from csbench.schema import TABLES
+    kinds = {c.name: c.kind for c in TABLES[name]}
+    pa_type = {"id": pa.string(), "text": pa.string(), "date": pa.timestamp("us"), "float": pa.float64(),
+               "int": pa.int64(), "bool": pa.bool_()}
+    inferred = pa.Schema.from_pandas(df, preserve_index=False)
+    return pa.schema([pa.field(c, pa_type[kinds[c]] if c in kinds else inferred.field(c).type) for c in df.columns])
+
+def _chunk_parts(path: Path, c: int, n: int, seed, tag: str, start, months: int, currency: str) -> int:
+    "Simulate one chunk and write each of its tables as the chunk's Parquet part (runs in a worker process)."
+    import pyarrow as pa, pyarrow.parquet as pq
+    tables, _ = _simulate_tables(n, start=start, months=months, seed=seed, currency=currency, tag=tag, truth=False)
+    for t, df in tables.items():
+        (path / f"{t}.parquet").mkdir(exist_ok=True)
+        pq.write_table(pa.Table.from_pandas(df, schema=_arrow_schema(t, df), preserve_index=False, safe=False),
+                       path / f"{t}.parquet" / f"part-{c:05d}.parquet")
+    return n
+
+def write_synthetic_book(path,                      # folder to write
+                         n_accounts: int,           # accounts arriving over the window
+                         *,
+                         start,                     # first day of the window (the first of a month)
+                         months: int,               # length of the window
+                         seed: int,                 # seed: same seed and chunk size, same book
+                         currency: str = "JPY",     # JPY, USD or EUR
+                         format: str = "parquet",   # parquet or csv
+                         chunk_accounts: int = 50_000, # accounts simulated at a time (memory is bounded by this)
+                         workers: int | None = None, # processes simulating chunks at once (Parquet); None: the number of CPUs, at most 4
+                         name: str = "synthetic",   # name of the book
+                         progress: bool = True,     # show a progress bar on stderr
+                        ) -> Path:
+    "Simulate a book chunk by chunk and write it as Parquet parts or appended CSV; memory stays bounded by the chunk."
+    import shutil, yaml, pyarrow as pa, pyarrow.parquet as pq
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+    from tqdm.auto import tqdm
+    from csbench.schema import TABLES
+    if format not in ("parquet", "csv"): raise ValueError(f"format must be 'parquet' or 'csv' for a chunked book; got {format!r}")
+    if int(n_accounts) < 1 or int(chunk_accounts) < 1: raise ValueError("n_accounts and chunk_accounts must be at least 1")
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for t in TABLES:
+        for ext in ("csv", "parquet"):
+            p = path / f"{t}.{ext}"
+            if p.is_dir(): shutil.rmtree(p)
+            else: p.unlink(missing_ok=True)
+    sizes = [min(chunk_accounts, n_accounts - i) for i in range(0, n_accounts, chunk_accounts)]
+    seeds = [seed] if len(sizes) == 1 else np.random.SeedSequence(seed).spawn(len(sizes))
+    width = len(str(len(sizes) - 1))
+    tags = [""] if len(sizes) == 1 else [f"{c:0{width}d}-" for c in range(len(sizes))]
+    bar = tqdm(total=n_accounts, desc="simulating accounts", unit=" accounts", disable=not progress)
+    if format == "parquet" and len(sizes) == 1:       # one chunk: one file per table, as Book.write lays it out
+        tables, _ = _simulate_tables(n_accounts, start=start, months=months, seed=seed, currency=currency, truth=False)
+        for t, df in tables.items():
+            pq.write_table(pa.Table.from_pandas(df, schema=_arrow_schema(t, df), preserve_index=False, safe=False), path / f"{t}.parquet")
+        bar.update(n_accounts)
+    elif format == "parquet":
+        workers = min(len(sizes), workers or min(4, os.cpu_count() or 1))
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            jobs = [pool.submit(_chunk_parts, path, c, n, sd, tag, start, months, currency)
+                    for c, (n, sd, tag) in enumerate(zip(sizes, seeds, tags))]
+            for f in as_completed(jobs): bar.update(f.result())
+    else:
+        for c, (n, sd, tag) in enumerate(zip(sizes, seeds, tags)):
+            tables, _ = _simulate_tables(n, start=start, months=months, seed=sd, currency=currency, tag=tag, truth=False)
+            for t, df in tables.items():
+                df.to_csv(path / f"{t}.csv", mode="a", header=c == 0, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+            bar.update(n)
+    bar.close()
+    desc = (f"Synthetic book: csbench.synth.write_synthetic_book(n_accounts={n_accounts}, start='{pd.Timestamp(start).date()}', "
+            f"months={months}, seed={seed}, currency='{currency}', chunk_accounts={chunk_accounts}).")
+    meta = dict(name=name, currency=currency, fiscal_year_start_month=4 if currency == "JPY" else 1, description=desc)
+    (path / "book.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path

@@ -27,9 +27,9 @@ test: $(STAMP) test-sync test-notebooks browser-deps-optional pytest  ## sync ch
 test-sync: $(STAMP)  ## csbench/ and README.md must be exactly what the notebooks export
 	$(BIN)/nbdev-export
 	$(MAKE) --no-print-directory readme
-	@if [ -n "$$(git status --porcelain -- csbench README.md)" ]; then \
-	  echo "csbench/ or README.md differ from what notebooks/ export; run nbdev-export and make readme, then commit:"; \
-	  git status --porcelain -- csbench README.md; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- csbench README.md docs)" ]; then \
+	  echo "csbench/, README.md or docs/ differ from what notebooks/ export; run nbdev-export and make readme, then commit:"; \
+	  git status --porcelain -- csbench README.md docs; exit 1; fi
 
 test-notebooks: $(STAMP)  ## run every notebook (report templates included) on the sample book
 	$(BIN)/nbdev-test --n-workers 2
@@ -74,8 +74,9 @@ test-spark: $(STAMP)  ## DuckDB and Spark (local[*], Java 17) give identical tab
 	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,spark]'
 	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/pytest -q -m spark tests/
 
-readme: $(STAMP)  ## README.md is generated from notebooks/index.ipynb
+readme: $(STAMP)  ## README.md is generated from notebooks/index.ipynb, docs/TROUBLESHOOTING.md from 70_troubleshooting
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN notebooks/index.ipynb --output-dir . --output README
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN notebooks/70_troubleshooting.ipynb --output-dir docs --output TROUBLESHOOTING
 
 clean:
 	rm -rf reports/out _docs .pytest_cache

@@ -226,8 +226,9 @@ def test_a_run_killed_mid_template_leaves_the_published_report_intact(killable, 
         while not list(folder.glob(".2024Q4.build-*/sections/20_slow/started")):  # a template is executing
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.1)
-        kernels = [c for c in psutil.Process(proc.pid).children(recursive=True)]
-        assert kernels  # the template's kernel, a process of its own
+        while not (kernels := psutil.Process(proc.pid).children(recursive=True)):  # the template's kernel, a process of its own
+            assert proc.poll() is None and time.monotonic() < deadline, "no kernel process under the report run"
+            time.sleep(0.05)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:

@@ -218,8 +218,11 @@ def test_a_run_killed_mid_template_leaves_the_published_report_intact(killable, 
     folder = published.parent
     before = hashes(published)
     assert "sections/10_ok/accounts.csv" in before and "index.html" in before
+    # as from a terminal: a shell without job control starts background commands (CI, nohup ... &) with SIGINT ignored,
+    # an ignored disposition survives exec, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen([str(CSBENCH), "report", str(slow), "--no-progress", "--jobs", "2"], cwd=slow.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     kernels = []
     try:
         deadline = time.monotonic() + 60

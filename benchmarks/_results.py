@@ -18,6 +18,7 @@ def record(bench: str,          # script, e.g. "bench_scale"
            ) -> None:
     "Append one result line (the summary keeps the latest line per bench and measure)."
     OUT.mkdir(parents=True, exist_ok=True)
+    ok = None if ok is None else bool(ok)   # numpy booleans are not JSON
     row = dict(bench=bench, measure=measure, value=float(value), unit=unit, target=target, ok=ok, detail=detail,
                at=time.strftime("%Y-%m-%d %H:%M:%S"))
     with RESULTS.open("a", encoding="utf-8") as f: f.write(json.dumps(row) + "\n")

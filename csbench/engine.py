@@ -46,14 +46,14 @@ def _spark(**options):
                                   "(pyspark 4.0 with Java 17), or use backend='duckdb'")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")   # a laptop's hostname often resolves to nothing routable
     from pyspark.sql import SparkSession
-    session = options.pop("session", None)
+    session, log_level = options.pop("session", None), options.pop("log_level", "ERROR")
     if session is None:
         master = options.pop("master", "local[*]")
         b = SparkSession.builder.master(master).appName(options.pop("app_name", "csbench"))
         conf = (_SPARK_LOCAL if master.startswith("local") else {"spark.sql.session.timeZone": "UTC"}) | options.pop("conf", {})
         for k, v in conf.items(): b = b.config(k, v)
         session = b.getOrCreate()
-        session.sparkContext.setLogLevel(options.pop("log_level", "ERROR"))
+        session.sparkContext.setLogLevel(log_level)
     return ibis.pyspark.connect(session, **options)
 
 def connect(backend: str = "duckdb", # "duckdb" (embedded, default) or "spark" (needs the spark extra)

@@ -83,4 +83,4 @@ clean:
 
 .PHONY: student
 student: $(STAMP)  ## teaching notebooks without solutions or outputs in build/teach-student, for trainers to hand out
-	$(BIN)/python -m csbench.teach export notebooks/teach build/teach-student
+	$(BIN)/csbench teach export notebooks/teach build/teach-student

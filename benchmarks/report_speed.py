@@ -2,16 +2,21 @@
 
 Usage (from the project root): .venv/bin/python benchmarks/report_speed.py [--repeat 3] [--jobs 1 2] [--no-profile]
 
-Prints, side by side (best of --repeat runs, interleaved so all variants see the same load), wall-clock seconds and
-CPU seconds (the runner's and its kernels'), each with its ratio to the floor run with the same jobs:
-  floor            run_report on templates that hold only the parameters cell (as many as the real report has)
-  report           run_report of reports/quarterly.yaml on data/sample, the templates as they are
-  report, snapshot the same templates with every `Book.read(p.data)` replaced by `p.read_book()` (the runner's
-                   validated Parquet snapshot), to show what templates gain by reading it
+Every run is a new Python process calling `run_report`, as `csbench report` (and `make report`) does, so the runner's
+own imports (papermill, nbconvert) count. Prints, side by side (best of --repeat runs, interleaved so all variants see
+the same load), wall-clock seconds and CPU seconds (the runner's and its kernels'), each with its ratio to the floor
+run with the same jobs:
+  floor                 the issue's floor: templates that hold only the parameters cell (as many as the real report
+                        has), each through papermill in a kernel of its own (kernel='fresh') and through nbconvert
+  floor, warm kernels   the same empty templates with the default runner (kernel='warm'), for reference
+  report                reports/quarterly.yaml on data/sample with the default runner: kernel='warm', one kernel per
+                        job running its templates in turn, reset between them
+  report, fresh kernels the same with kernel='fresh' (a kernel per template, how the runner worked before)
 CPU seconds do not grow when other processes share the machine; wall seconds do, so read the CPU ratio on a busy box.
-Then where the time goes: the runner's one-off steps (read + validate the book, fingerprint, snapshot), each
-template's execution in the best full run against an empty template's, and (unless --no-profile) the CPU seconds of
-each template's cells, run one after another in a plain Python process.
+Then where the time goes: the runner's one-off steps (imports, read + validate the book, fingerprint, snapshot), each
+template in the best default run (kernel start or reset, its cells, its HTML page) and, unless --no-profile, the
+CPU seconds of each template's cells run one after another in a plain Python process, and the csbench functions
+they spend them in (cProfile, cumulative).
 Target (issue 9): report <= 1.5 x floor.
 """
 import argparse
@@ -28,37 +33,54 @@ from pathlib import Path
 
 import nbformat
 
-from csbench.book import Book
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record  # noqa: E402
-from csbench.report import RunConfig, _SNAPSHOT, _read_snapshot, _write_snapshot, find_templates, run_report
+from csbench.book import Book  # noqa: E402
+from csbench.report import RunConfig, _SNAPSHOT, _exporter, _page, _write_snapshot, find_templates  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs a template's code cells in this process, parameters replaced, and prints [first line, CPU s, wall s] per cell.
+# One report run in a new process, as `csbench report` makes it: argv config, output, templates_dir ('' = the
+# config's), jobs, kernel. Prints the published folder.
+RUN = r"""
+import sys
+from dataclasses import replace
+from pathlib import Path
+from csbench.report import RunConfig, run_report
+config, output, templates_dir, jobs, kernel = sys.argv[1:]
+cfg = replace(RunConfig.from_yaml(config), output=Path(output))
+if templates_dir: cfg = replace(cfg, templates=(), templates_dir=Path(templates_dir))
+print(run_report(cfg, progress=False, jobs=int(jobs), kernel=kernel).path)
+"""
+
+# Runs a template's code cells in this process, parameters replaced; prints [first line, CPU s, wall s] per cell
+# and, with a third argument, the csbench functions the cells after the imports spend most CPU in (cProfile).
 CELLS = r"""
-import contextlib, io, json, os, sys, time
+import contextlib, cProfile, io, json, os, pstats, sys, time
 import matplotlib; matplotlib.use("Agg")
-nb, params = json.load(open(sys.argv[1])), json.loads(sys.argv[2])
+nb, params, prof = json.load(open(sys.argv[1])), json.loads(sys.argv[2]), cProfile.Profile()
 os.chdir(os.path.dirname(os.path.abspath(sys.argv[1])))
-g, out = {}, []
-for c in nb["cells"]:
-    if c["cell_type"] != "code": continue
+g, out, code = {}, [], [c for c in nb["cells"] if c["cell_type"] == "code"]
+for i, c in enumerate(code):
     src = "".join(c["source"])
     t, w = time.process_time(), time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
+        if i >= 2: prof.enable()  # after the parameters and the imports
         exec(compile(src, "cell", "exec"), g)
+        prof.disable()
         if "parameters" in c.get("metadata", {}).get("tags", []): g.update(params)
     first = next((l.strip("# ") for l in src.splitlines() if l.strip()), "")
     out.append([first[:70], time.process_time() - t, time.perf_counter() - w])
-print(json.dumps(out))
+fns = sorted(((ct, f"{f.split('csbench/')[1]}:{name}") for (f, _, name), (_, _, _, ct, _) in pstats.Stats(prof).stats.items()
+              if "csbench/" in f and not name.startswith("<")), reverse=True)
+print(json.dumps({"cells": out, "functions": fns[:6]}))
 """
 
 
-def cpu() -> float:
-    "CPU seconds used so far by this process and by its children that have ended (the kernels)."
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def children_cpu() -> float:
+    "CPU seconds used by the child processes that have ended (a run's process and the kernels it waited for)."
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
 
 
 def copy_templates(templates, folder: Path, edit=lambda nb: nb) -> Path:
@@ -72,10 +94,20 @@ def empty(nb):
     return nb
 
 
-def snapshot_reader(nb):
-    for c in nb.cells:
-        if c.cell_type == "code": c.source = c.source.replace("Book.read(p.data)", "p.read_book()")
-    return nb
+def run_once(config: str, output: Path, templates_dir: str, jobs: int, kernel: str) -> tuple[float, float, Path]:
+    "Wall and CPU seconds of one report run in a new process, and the folder it published."
+    t, c = time.perf_counter(), children_cpu()
+    r = subprocess.run([sys.executable, "-c", RUN, config, str(output), templates_dir, str(jobs), kernel],
+                       capture_output=True, text=True, cwd=ROOT)
+    dt, dc = time.perf_counter() - t, children_cpu() - c
+    if r.returncode: raise SystemExit(f"report run failed ({kernel}, jobs={jobs}):\n{r.stderr[-3000:]}")
+    return dt, dc, Path(r.stdout.strip().splitlines()[-1])
+
+
+def timed(f, *args):
+    t = time.perf_counter()
+    out = f(*args)
+    return out, time.perf_counter() - t
 
 
 def main():
@@ -87,48 +119,59 @@ def main():
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     try:
-        cfg = replace(RunConfig.from_yaml(args.config), output=tmp / "out")
+        cfg = RunConfig.from_yaml(args.config)
         templates = find_templates(cfg)
-        variants = {"floor": replace(cfg, templates=(), templates_dir=copy_templates(templates, tmp / "empty", empty)),
-                    "report": cfg,
-                    "report, snapshot": replace(cfg, templates=(), templates_dir=copy_templates(templates, tmp / "snap", snapshot_reader))}
+        floor_dir = str(copy_templates(templates, tmp / "empty", empty))
+        variants = {"floor": (floor_dir, "fresh"), "floor, warm kernels": (floor_dir, "warm"),
+                    "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
         print(f"{len(templates)} template(s): {', '.join(t.stem for t in templates)}; {os.cpu_count()} CPU(s); "
-              f"load average {os.getloadavg()[0]:.1f} at the start; best of {args.repeat}\n", flush=True)
-        wall, cpus, results = {}, {}, {}
-        for _ in range(args.repeat):  # interleaved, so the floor and the report see the same load
-            for name, c in variants.items():
+              f"load average {os.getloadavg()[0]:.1f} at the start; best of {args.repeat}; each run a new process\n", flush=True)
+        wall, cpus, published = {}, {}, {}
+        for i in range(args.repeat):  # interleaved, so the floor and the report see the same load
+            for name, (tdir, kernel) in variants.items():
                 for j in args.jobs:
-                    t, c0 = time.perf_counter(), cpu()
-                    res = run_report(c, progress=False, jobs=j)
-                    dt, dc = time.perf_counter() - t, cpu() - c0
-                    if dt < wall.get((name, j), float("inf")): wall[name, j], results[name, j] = dt, res
+                    dt, dc, path = run_once(args.config, tmp / "out" / f"{i}-{j}-{kernel}-{bool(tdir)}", tdir, j, kernel)
+                    if dt < wall.get((name, j), float("inf")): wall[name, j], published[name, j] = dt, path
                     cpus[name, j] = min(dc, cpus.get((name, j), float("inf")))
         head = "".join(f"{f'wall j={j}':>11s}{'x floor':>8s}" for j in args.jobs) + "".join(f"{f'CPU j={j}':>11s}{'x floor':>8s}" for j in args.jobs)
-        print(f"{'seconds':20s}{head}")
+        print(f"{'seconds':22s}{head}")
         for name in variants:
-            print(f"{name:20s}" + "".join(f"{wall[name, j]:11.2f}{wall[name, j] / wall['floor', j]:8.2f}" for j in args.jobs)
+            print(f"{name:22s}" + "".join(f"{wall[name, j]:11.2f}{wall[name, j] / wall['floor', j]:8.2f}" for j in args.jobs)
                   + "".join(f"{cpus[name, j]:11.2f}{cpus[name, j] / cpus['floor', j]:8.2f}" for j in args.jobs))
         print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
         for j in args.jobs:
-            r = wall["report", j] / wall["floor", j]
-            record("report_speed", f"full quarterly report / floor of {len(templates)} empty templates (wall, jobs={j})", r, "x",
-                   "<= 1.5x", r <= 1.5, f"{wall['report', j]:.1f} s vs {wall['floor', j]:.1f} s; CPU "
-                   f"{cpus['report', j]:.1f} vs {cpus['floor', j]:.1f} s ({cpus['report', j] / cpus['floor', j]:.2f}x)")
+            for name, what, target in (("report", "", "<= 1.5x"), ("report, fresh kernels", ", fresh kernels", "comparison")):
+                r = wall[name, j] / wall["floor", j]
+                record("report_speed", f"full quarterly report{what} / floor of {len(templates)} empty templates (wall, jobs={j})", r, "x",
+                       target, r <= 1.5 if target != "comparison" else None,
+                       f"{wall[name, j]:.1f} s vs {wall['floor', j]:.1f} s; CPU {cpus[name, j]:.1f} vs {cpus['floor', j]:.1f} s "
+                       f"({cpus[name, j] / cpus['floor', j]:.2f}x); empty templates in warm kernels {wall['floor, warm kernels', j]:.1f} s")
 
         print("\nwhere the time goes (seconds)")
-        t = time.perf_counter(); book = Book.read(cfg.data); t_read = time.perf_counter() - t
-        t = time.perf_counter(); fp = book.fingerprint(); t_fp = time.perf_counter() - t
-        t = time.perf_counter(); snap = _write_snapshot(book, tmp / "s" / _SNAPSHOT, cfg.data, fp); t_write = time.perf_counter() - t
-        t = time.perf_counter(); _read_snapshot(snap, cfg.data); t_snap = time.perf_counter() - t
-        print(f"  runner, once: read + validate the book {t_read:.2f}, fingerprint {t_fp:.2f}, write the snapshot {t_write:.2f}")
-        print(f"  per template: Book.read(p.data) {t_read:.2f} vs p.read_book() from the snapshot {t_snap:.2f}")
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import csbench.report; a = time.perf_counter(); "
+                            "import papermill; b = time.perf_counter(); import nbconvert; print(a - t, b - a, time.perf_counter() - b)"],
+                           capture_output=True, text=True, cwd=ROOT)
+        imp = [float(x) for x in r.stdout.split()]
+        book, t_read = timed(Book.read, cfg.data)
+        fp, t_fp = timed(book.fingerprint)
+        _, t_write = timed(_write_snapshot, book, tmp / "s" / _SNAPSHOT, cfg.data, fp)
+        print(f"  runner, once: import csbench.report {imp[0]:.2f}, papermill {imp[1]:.2f}, nbconvert {imp[2]:.2f} (in a new process); "
+              f"read + validate the book {t_read:.2f}, fingerprint {t_fp:.2f}, write the snapshot {t_write:.2f}")
         j = args.jobs[0]
-        floor_each = {t["name"]: t["seconds"] for t in results["floor", j].provenance["templates"]}
-        for name in ("report", "report, snapshot"):
-            prov = results[name, j].provenance
-            print(f"  {name} (jobs={j}, best run): {prov['seconds']:.2f} s; each template, kernel start to shutdown (wall):")
-            for t in prov["templates"]:
-                print(f"    {t['name']:28s}{t['seconds']:7.2f}   empty template {floor_each[t['name']]:5.2f}")
+        exporter = _exporter(cfg.lang)
+        _page(exporter, nbformat.read(next(published["floor", j].glob("notebooks/*.ipynb")), as_version=4), title="", lang=cfg.lang, footer="")
+        for name in ("report", "report, fresh kernels"):
+            prov = json.loads((published[name, j] / "provenance.json").read_text())
+            print(f"  {name} (jobs={j}, best run, {wall[name, j]:.2f} s in all; runner {prov['seconds']:.2f} s from reading the config "
+                  "to publishing); each template:")
+            print(f"    {'':28s}{'in all':>8s}{'cells':>8s}{'kernel':>8s}{'page':>8s}")
+            for tp in prov["templates"]:
+                nb = nbformat.read(published[name, j] / "notebooks" / f"{tp['name']}.ipynb", as_version=4)
+                cells = sum(c.metadata.get("papermill", {}).get("duration") or 0 for c in nb.cells)
+                _, t_page = timed(lambda: _page(exporter, nb, title=tp["title"], lang=cfg.lang, footer=""))
+                print(f"    {tp['name']:28s}{tp['seconds']:8.2f}{cells:8.2f}{tp['seconds'] - cells:8.2f}{t_page:8.2f}")
+            print("    (kernel: start or reset, and papermill around the cells; page: nbconvert to HTML, with an exporter already built)")
         if args.profile:
             params = json.dumps({"data": str(cfg.data), "period": cfg.period, "as_of": "", "lang": cfg.lang, "out_dir": ""})
             print("  each template's cells in one plain Python process (CPU s; Agg backend, no kernel, no HTML):")
@@ -136,9 +179,13 @@ def main():
                 r = subprocess.run([sys.executable, "-c", CELLS, str(t), params], capture_output=True, text=True,
                                    env={**os.environ, "MPLBACKEND": "Agg"})
                 if r.returncode: print(f"    {t.stem}: failed: {r.stderr.strip().splitlines()[-1:]}"); continue
-                cells = json.loads(r.stdout.strip().splitlines()[-1])
-                print(f"    {t.stem}: {sum(c[1] for c in cells):.2f} CPU s in {len(cells)} cells; the largest:")
+                res = json.loads(r.stdout.strip().splitlines()[-1])
+                cells = res["cells"]
+                print(f"    {t.stem}: {sum(c[1] for c in cells):.2f} CPU s in {len(cells)} cells (imports: the second, "
+                      f"{cells[1][1]:.2f}); the largest:")
                 for first, c, w in sorted(cells, key=lambda c: -c[1])[:4]: print(f"      {c:6.2f}  {first}")
+                print("      in csbench functions (cumulative, profiled, after the imports): "
+                      + ", ".join(f"{name} {s:.2f}" for s, name in res["functions"]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

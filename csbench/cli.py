@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 # %% auto #0
-__all__ = ['app', 'Lang', 'Format', 'main', 'validate', 'synth', 'report']
+__all__ = ['app', 'teach_app', 'Lang', 'Kernel', 'Format', 'main', 'validate', 'synth', 'report', 'teach_export']
 
 # %% ../notebooks/61_cli.ipynb #1b452a5b
 app = typer.Typer(name="csbench", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -21,6 +21,10 @@ app = typer.Typer(name="csbench", no_args_is_help=True, add_completion=False, pr
 class Lang(str, Enum):
     en = "en"
     ja = "ja"
+
+class Kernel(str, Enum):
+    warm = "warm"
+    fresh = "fresh"
 
 class Format(str, Enum):
     csv = "csv"
@@ -107,13 +111,16 @@ def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. re
            lang: Annotated[Optional[Lang], typer.Option(help="Language of the report (default: the config's).")] = None,
            keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the other templates when one fails; mark it on the index.")] = False,
            jobs: Annotated[Optional[int], typer.Option(min=1, help="Templates run at once (default: one per CPU).")] = None,
+           kernel: Annotated[Optional[Kernel], typer.Option(help="warm: one kernel per job, reset between templates; fresh: "
+                                                                  "one kernel per template (default: the config's, else warm).")] = None,
            progress: Annotated[bool, typer.Option(help="Show a progress bar (never in CI or without a terminal).")] = True):
     "Run a report's templates on its book and print the path of index.html."
     from csbench.report import run_report, ReportError
     from csbench.schema import BookError
     with _sigterm_interrupts():
         try: res = run_report(config, period=period, data=data, lang=lang.value if lang else None,
-                              keep_going=keep_going, jobs=jobs, progress=progress)
+                              keep_going=keep_going, jobs=jobs, progress=progress,
+                              kernel=kernel.value if kernel else None)
         except (ReportError, BookError) as e: _fail(str(e))
         except KeyboardInterrupt as e:
             how = "SIGTERM" if e.args == ("SIGTERM",) else "SIGINT"
@@ -124,3 +131,18 @@ def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. re
     if not res.ok:
         _fail(f"{len(res.failed)} section(s) failed ({', '.join(res.failed)}); the report was published with them "
               f"marked, see {res.index}")
+
+# %% ../notebooks/61_cli.ipynb #0d425795
+teach_app = typer.Typer(name="teach", no_args_is_help=True, help="Teaching notebooks: student versions without solutions.")
+app.add_typer(teach_app)
+
+@teach_app.command("export")
+def teach_export(src: Annotated[Path, typer.Argument(help="Folder of the trainer's notebooks, e.g. notebooks/teach.")],
+                 out: Annotated[Path, typer.Argument(help="Folder for the student versions (created; same-named files replaced).")],
+                 answer_key: Annotated[Optional[Path], typer.Option(help="Also write Markdown answer keys to this folder (not inside OUT).")] = None):
+    "Write student versions of the notebooks in SRC to OUT: solution cells removed, outputs cleared."
+    from csbench.teach import export_student
+    try: paths = export_student(src, out, answer_key_dir=answer_key)
+    except (FileNotFoundError, ValueError) as e: _fail(str(e))
+    typer.echo(f"wrote {len(paths)} student notebook(s) to {out} (solution cells removed, outputs cleared)")
+    if answer_key: typer.echo(f"answer keys in {answer_key}")

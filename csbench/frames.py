@@ -6,6 +6,7 @@
 from __future__ import annotations
 import numpy as np
 import pandas as pd
+import ibis
 from .book import Book, as_timestamp
 from .schema import BookError, CHURN_REASONS
 
@@ -18,7 +19,8 @@ def _known(book: Book, t: pd.Timestamp, *tables: str) -> Book:
                 **{n: book.tables[n] for n in tables if n in book.tables}).truncate(t)
 
 # %% auto #0
-__all__ = ['DAYS_PER_MONTH', 'mrr_at', 'customer_spells', 'account_frame', 'monthly_panel', 'survival_frame', 'churn_labels']
+__all__ = ['DAYS_PER_MONTH', 'mrr_at', 'customer_spells', 'account_frame', 'known_table_expr', 'monthly_panel_expr',
+           'monthly_panel', 'survival_frame', 'churn_labels']
 
 # %% ../notebooks/03_frames.ipynb #3a41a9a8
 def mrr_at(subscriptions: pd.DataFrame,  # the subscriptions table
@@ -97,67 +99,169 @@ def _month_index(d: pd.Series) -> np.ndarray:
 def _month_end(k: np.ndarray) -> pd.DatetimeIndex:
     return pd.to_datetime(pd.DataFrame({"year": k // 12, "month": k % 12 + 1, "day": 1})) + pd.offsets.MonthEnd(0)
 
-def _expand(df: pd.DataFrame, start: str, end: str, k_max: int) -> pd.DataFrame:
-    "Repeat each interval row [start, end) once per month whose last day falls inside it (months <= k_max)."
-    k0 = _month_index(df[start])
-    e = df[end].fillna(_FAR)
-    k1 = np.minimum(_month_index(e) - 1, k_max)
-    n = np.clip(k1 - k0 + 1, 0, None)
-    rows = np.repeat(np.arange(len(df)), n)
-    k = k0[rows] + (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n))
-    out = df.iloc[rows].reset_index(drop=True)
-    out["_k"] = k
-    return out
+def _last_complete_month(t: pd.Timestamp) -> int:
+    "Month index (year * 12 + month - 1) of the last month complete at the end of day `t`."
+    return t.year * 12 + t.month - 1 - int((t + pd.Timedelta(days=1)).month == t.month)
 
-def monthly_panel(book: Book,  # the book
+def _month_of(d):
+    "ibis: the month index of a date or timestamp column."
+    return d.year().cast("int64") * 12 + d.month().cast("int64") - 1
+
+def _month_end_of(k):
+    "ibis: the last day of month index `k`."
+    first = ibis.date((k // 12).cast("int32"), (k % 12 + 1).cast("int32"), ibis.literal(1, "int32"))
+    return first + ibis.interval(months=1) - ibis.interval(days=1)
+
+def _days(later, earlier):
+    "ibis: whole days from `earlier` to `later` (calendar dates)."
+    return later.cast("date").delta(earlier.cast("date"), unit="day")
+
+def _each_month(t, start, end, months):
+    "ibis: `t` repeated once per month (of the table `months`, column k) whose last day falls in [start, end)."
+    k0, k1 = _month_of(start), (_month_of(end) - 1).fill_null(2**40)   # open end: every month of the grid from k0 on
+    x = t.mutate(_k0=k0, _k1=k1)
+    j = x.join(months, [months.k >= x._k0, months.k <= x._k1])
+    return j.select(*(x[c] for c in t.columns), k=months.k)
+
+def known_table_expr(name: str,  # the table's name in the Book: usage, tickets, invoices, surveys, contacts, activities, ...
+                     table,      # the table as an ibis Table
+                     as_of,      # the end of this day is the cut
+                    ):
+    "`Book.truncate` of one table other than subscriptions, as an ibis expression: rows known at `as_of`, later facts unknown."
+    from csbench.book import _KNOWN_AT
+    t = as_timestamp(as_of)
+    known, unknown_after = _KNOWN_AT[name]
+    T = ibis.literal(t.to_pydatetime(), "timestamp")
+    if name == "usage": keep = _month_of(table[known]) <= _last_complete_month(t)   # a month is known once it is complete
+    else: keep = table[known].cast("timestamp") <= T
+    table = table.filter(keep)
+    return table.mutate(**{c: (table[c].cast("timestamp") > T).ifelse(ibis.null("timestamp"), table[c].cast("timestamp"))
+                           for c in unknown_after})
+
+_PANEL_TABLES = ("subscriptions", "usage", "tickets", "invoices", "surveys", "contacts", "activities")
+_PANEL_OWN = ("account_id", "month", "mrr", "open_p1p2", "oldest_p1p2_days", "days_overdue", "nps", "csat",
+              "sponsor_present", "touches", "churn_next_month")
+
+def _book_tables(book, names) -> dict:
+    "ibis tables `names` of `book`: in-memory tables of a Book, the Parquet views of a LazyBook; absent tables left out."
+    from csbench.engine import LazyBook
+    if isinstance(book, LazyBook): return {n: book.tables[n] for n in names if n in book.tables}
+    if not isinstance(book, Book):
+        raise BookError(f"expected a csbench Book or a LazyBook (csbench.engine.scan_book); got {type(book).__name__}")
+    return {n: ibis.memtable(book.tables[n]) for n in names if book.tables.get(n) is not None}
+
+def _spell_ends(s):
+    "ibis: (account_id, end) of every customer lifetime that ends (the spells of `customer_spells`)."
+    far = ibis.literal(_FAR.to_pydatetime(), "timestamp")
+    e = s.end_date.fill_null(far)
+    before = ibis.window(group_by="account_id", order_by=["start_date", "subscription_id"], rows=(None, -1))
+    upto = ibis.window(group_by="account_id", order_by=["start_date", "subscription_id"], rows=(None, 0))
+    x = s.mutate(_e=e, _reach=e.max().over(before))
+    x = x.mutate(_new=(x._reach.isnull() | (x.start_date > x._reach)).cast("int64"))
+    x = x.mutate(_spell=x._new.sum().over(upto))
+    sp = x.group_by(["account_id", "_spell"]).aggregate(end=x._e.max())
+    return sp.filter(sp.end < far).select("account_id", "end")
+
+def _panel_expr(tb: dict, t: pd.Timestamp, k_max: int, metrics: list, s, k_first: int):
+    "ibis: the monthly panel (months as index k) from the engine tables `tb` of a book and its known subscriptions `s`."
+    keys = ["account_id", "k"]
+    months = ibis.memtable(pd.DataFrame({"k": np.arange(k_first, k_max + 1, dtype="int64")}))  # panel rows need a term running
+    g = {n: known_table_expr(n, x, t) for n, x in tb.items() if n != "subscriptions"}
+    sm = _each_month(s, s.start_date, s.end_date, months)
+    panel = sm.group_by(keys).aggregate(mrr=sm.mrr.sum())
+    def add(p, part):   # left join on the keys, keeping one copy of them
+        return p.left_join(part, keys).select(*p.columns, *(c for c in part.columns if c not in keys))
+    if "usage" in g:
+        u = g["usage"].mutate(k=_month_of(g["usage"].period))
+        panel = add(panel, u.group_by(keys).aggregate(**{m: u.value.cast("float64").sum(where=u.metric == m) for m in metrics}))
+    if "tickets" in g:
+        tk = g["tickets"].filter(g["tickets"].priority.isin(["P1", "P2"]))
+        tk = _each_month(tk, tk.opened_at, tk.closed_at, months)
+        tk = tk.mutate(age=_days(_month_end_of(tk.k), tk.opened_at))
+        panel = add(panel, tk.group_by(keys).aggregate(open_p1p2=tk.count(), oldest_p1p2_days=tk.age.max()))
+    if "invoices" in g:
+        iv = g["invoices"]
+        iv = _each_month(iv, iv.due_at.cast("timestamp") + ibis.interval(days=1), iv.paid_at, months)
+        iv = iv.mutate(overdue=_days(_month_end_of(iv.k), iv.due_at))
+        panel = add(panel, iv.group_by(keys).aggregate(days_overdue=iv.overdue.max()))
+    if "surveys" in g:   # the latest answer of each kind, carried forward to the months after it
+        for kind in ("nps", "csat"):
+            sv = g["surveys"].filter(g["surveys"].kind == kind)
+            sv = sv.mutate(sk=_month_of(sv.answered_at))
+            latest = ibis.window(group_by=["account_id", "sk"], order_by=[ibis.desc("answered_at"), ibis.desc("response_id")])
+            sv = sv.mutate(_r=ibis.row_number().over(latest))
+            sv = sv.filter(sv._r == 0).select("account_id", "sk", score=sv.score.cast("float64"))
+            sv = sv.mutate(next_k=sv.sk.lead().over(ibis.window(group_by="account_id", order_by="sk")).fill_null(k_max + 1))
+            j = panel.left_join(sv, [panel.account_id == sv.account_id, panel.k >= sv.sk, panel.k < sv.next_k])
+            panel = j.select(*(panel[c] for c in panel.columns), **{kind: sv.score})
+    if "contacts" in g:
+        c = g["contacts"].filter(g["contacts"].role == "sponsor")
+        c = _each_month(c, c.started_at, c.left_at, months)
+        panel = add(panel, c.group_by(keys).aggregate(sponsors=c.count()))
+    if "activities" in g:
+        a = g["activities"].mutate(k=_month_of(g["activities"]["at"]))
+        panel = add(panel, a.group_by(keys).aggregate(touches=a.count()))
+    ends = _spell_ends(s)
+    churn = ends.select("account_id", k=_month_of(ends.end) - 1).distinct()   # a churn in month k+1 flags month k
+    churn = churn.mutate(_churn=ibis.literal(True))
+    panel = add(panel, churn)
+    nxt = panel.k + 1 <= k_max
+    return panel.mutate(churn_next_month=nxt.ifelse(panel._churn.notnull(), ibis.null("boolean"))).drop("_churn")
+
+def _metrics(book, tb: dict, t: pd.Timestamp, k_max: int, con) -> list[str]:
+    "The usage metrics known at `t` (they become columns, so the query needs their names first)."
+    from csbench.engine import execute
+    if "usage" not in tb: return []
+    if isinstance(book, Book):
+        u = book.usage
+        metrics = sorted(u.metric[_month_index(u.period) <= k_max].astype(str).unique())
+    else:
+        u = known_table_expr("usage", tb["usage"], t)
+        metrics = sorted(execute(u.select("metric").distinct(), con).metric.astype(str))
+    clash = sorted(set(metrics) & {*_PANEL_OWN, "k", "sponsors", "_churn"})
+    if clash: raise BookError(f"usage metric name(s) {clash} clash with the monthly panel's own columns; "
+                              "rename those metrics in the usage table")
+    return metrics
+
+def monthly_panel_expr(book,     # a Book, or a LazyBook from `csbench.engine.scan_book`
+                       as_of,    # only months complete by this date are included
+                       *,
+                       con=None, # backend used to look up the usage metrics of a LazyBook (default: where its tables live)
+                      ):
+    "`monthly_panel` as an ibis expression, unsorted: to aggregate further in the engine or write out (`con.to_parquet`)."
+    t = as_timestamp(as_of)
+    k_max = _last_complete_month(t)
+    tb = _book_tables(book, _PANEL_TABLES)
+    if "subscriptions" not in tb: raise BookError("monthly_panel needs the subscriptions table")
+    from csbench.engine import execute
+    from csbench.revenue import known_subscriptions_expr
+    metrics = _metrics(book, tb, t, k_max, con)
+    s = known_subscriptions_expr(tb["subscriptions"], t, require_mrr=False)
+    first = book.subscriptions.start_date.min() if isinstance(book, Book) else execute(s.start_date.min(), con)  # in memory: no query
+    k_first = k_max + 1 if first is None or pd.isna(first) else int(_month_index(pd.Series([first]))[0])
+    p = _panel_expr(tb, t, k_max, metrics, s, k_first)
+    counts = {c: p[c].fill_null(0).cast("int64") for c in ("open_p1p2", "days_overdue", "touches") if c in p.columns}
+    if "sponsors" in p.columns: counts["sponsor_present"] = p.sponsors.fill_null(0) > 0
+    p = p.mutate(month=_month_end_of(p.k).cast("timestamp"), **counts)
+    order = ["account_id", "month", "mrr", *metrics, "open_p1p2", "oldest_p1p2_days", "days_overdue", "nps", "csat",
+             "sponsor_present", "touches", "churn_next_month"]
+    return p.select(*(c for c in order if c in p.columns))
+
+def monthly_panel(book,        # a Book, or a LazyBook from `csbench.engine.scan_book` (Parquet read in place)
                   as_of,       # only months complete by this date are included
+                  *,
+                  con=None,    # ibis backend from `csbench.engine.connect`; where the book's tables live (or embedded DuckDB) when None
                  ) -> pd.DataFrame:
     "Account x month panel at month ends: MRR, usage, tickets, overdue days, surveys, sponsor, touches."
-    t = as_timestamp(as_of)
-    b = _known(book, t, "usage", "tickets", "invoices", "surveys", "contacts", "activities")
-    k_max = t.year * 12 + t.month - 1 - int((t + pd.Timedelta(days=1)).month == t.month)
-    subs = _expand(b.subscriptions, "start_date", "end_date", k_max)
-    panel = subs.groupby(["account_id", "_k"]).mrr.sum(min_count=1).reset_index()
-    keys = ["account_id", "_k"]
-    if b.usage is not None:
-        u = b.usage.assign(_k=_month_index(b.usage.period)).pivot_table(index=keys, columns="metric", values="value", aggfunc="sum")
-        panel = panel.merge(u.reset_index(), on=keys, how="left")
-    me = lambda d: pd.Series(_month_end(d._k.to_numpy()), index=d.index)
-    if b.tickets is not None:
-        tk = _expand(b.tickets[b.tickets.priority.isin(["P1", "P2"])], "opened_at", "closed_at", k_max)
-        tk["age"] = (me(tk) - tk.opened_at).dt.days
-        agg = tk.groupby(keys).agg(open_p1p2=("ticket_id", "size"), oldest_p1p2_days=("age", "max")).reset_index()
-        panel = panel.merge(agg, on=keys, how="left")
-        panel["open_p1p2"] = panel.open_p1p2.fillna(0).astype(int)
-    if b.invoices is not None:
-        iv = b.invoices.assign(_due=b.invoices.due_at + pd.Timedelta(days=1))
-        iv = _expand(iv, "_due", "paid_at", k_max)
-        iv["overdue"] = (me(iv) - iv.due_at).dt.days
-        agg = iv.groupby(keys).overdue.max().rename("days_overdue").reset_index()
-        panel = panel.merge(agg, on=keys, how="left")
-        panel["days_overdue"] = panel.days_overdue.fillna(0).astype(int)
-    if b.surveys is not None:
-        for kind in ("nps", "csat"):
-            sv = b.surveys[b.surveys.kind == kind].assign(_k=lambda d: _month_index(d.answered_at))
-            last = sv.sort_values("answered_at").groupby(keys).score.last().rename(kind).reset_index()
-            panel = pd.merge_asof(panel.sort_values("_k"), last.sort_values("_k"), on="_k", by="account_id", direction="backward")
-    if b.contacts is not None:
-        sp = _expand(b.contacts[b.contacts.role == "sponsor"], "started_at", "left_at", k_max)
-        agg = sp.groupby(keys).size().rename("sponsors").reset_index()
-        panel = panel.merge(agg, on=keys, how="left")
-        panel["sponsor_present"] = panel.pop("sponsors").fillna(0) > 0
-    if b.activities is not None:
-        ac = b.activities.assign(_k=lambda d: _month_index(d["at"])).groupby(keys).size().rename("touches").reset_index()
-        panel = panel.merge(ac, on=keys, how="left")
-        panel["touches"] = panel.touches.fillna(0).astype(int)
-    spells = customer_spells(b.subscriptions)
-    churn = spells[spells.end.notna()].assign(_k=lambda d: _month_index(d.end)).assign(_churn=True)[keys + ["_churn"]]
-    churn = churn.assign(_k=churn._k - 1).drop_duplicates(keys)   # churn date in month k+1 -> flag on month k
-    panel = panel.merge(churn, on=keys, how="left")
-    nxt = panel._k + 1 <= k_max
-    panel["churn_next_month"] = pd.array(np.where(nxt, panel._churn.notna(), None).tolist(), dtype="boolean")
-    panel.insert(1, "month", _month_end(panel._k.to_numpy()))
-    return panel.drop(columns=["_k", "_churn"]).sort_values(["account_id", "month"]).reset_index(drop=True)
+    from csbench.engine import execute
+    out = execute(monthly_panel_expr(book, as_of, con=con), con)
+    for c in out.columns.drop(["account_id", "month", "churn_next_month"]):
+        if c in ("open_p1p2", "days_overdue", "touches"): out[c] = out[c].astype("int64")
+        elif c == "sponsor_present": out[c] = out[c].astype(bool)
+        else: out[c] = out[c].astype("float64")
+    out["churn_next_month"] = out.churn_next_month.astype("boolean")
+    out["account_id"] = out.account_id.astype(object)
+    return out.sort_values(["account_id", "month"]).reset_index(drop=True)
 
 # %% ../notebooks/03_frames.ipynb #8158faba
 def survival_frame(book: Book,  # the book

@@ -4,7 +4,7 @@
 
 # %% ../notebooks/60_report.ipynb #44ad093d
 from __future__ import annotations
-import errno, functools, hashlib, html, json, os, platform, re, secrets, shutil, signal, subprocess, threading, time, unicodedata
+import errno, functools, hashlib, html, json, os, platform, queue, re, secrets, shutil, signal, subprocess, threading, time, unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -19,7 +19,7 @@ from .book import Book, BookMeta, as_timestamp
 from .labels import LABELS, LANGS, format_money, label, to_csv_safe
 
 # %% auto #0
-__all__ = ['SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'ReportError', 'period_bounds', 'RunConfig', 'ReportParams',
+__all__ = ['KERNELS', 'SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'ReportError', 'period_bounds', 'RunConfig', 'ReportParams',
            'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'clean_html', 'previous_period',
            'Section', 'ReportResult', 'run_report']
 
@@ -66,6 +66,8 @@ def _inside(path: Path, roots) -> bool:
 
 def _abs(p) -> Path: return Path(os.path.abspath(Path(p).expanduser()))
 
+KERNELS = ("warm", "fresh")  # how templates get a kernel: each job's own, reset between templates | a new one per template
+
 @dataclass
 class RunConfig:
     "One recurring report: which book, which period, which language, which templates and where the output goes."
@@ -76,6 +78,7 @@ class RunConfig:
     templates: tuple = ()                           # template names (file stems) in order; empty: all in templates_dir
     templates_dir: Path = Path("notebooks/reports") # folder of the template notebooks
     output: Path = Path("reports/out")              # root folder of published reports
+    kernel: str = "warm"                            # 'warm': each job's kernel runs templates in turn, reset between them; 'fresh': one per template
     data_roots: tuple = ()                          # folders `data` and `templates_dir` must lie in (from YAML: the project root and its data_roots; empty: not checked)
     output_root: Path | None = None                 # folder `output` must lie in (None: not checked)
     source: Path | None = None                      # the YAML file the config was read from
@@ -84,6 +87,7 @@ class RunConfig:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ReportError(f"name must be a plain folder name (letters, digits, '_', '-', '.'); got {self.name!r}")
         if self.lang not in LANGS: raise ReportError(f"lang must be one of {', '.join(LANGS)}; got {self.lang!r}")
+        if self.kernel not in KERNELS: raise ReportError(f"kernel must be one of {', '.join(KERNELS)}; got {self.kernel!r}")
         self.period = str(self.period).strip().upper()
         period_bounds(self.period)
         if isinstance(self.templates, str): self.templates = (self.templates,)
@@ -313,15 +317,41 @@ def _kernel_manager(kernels: _Kernels):
             return out
     return TemplateKernelManager
 
+_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 _PAPERMILL = dict(kernel_name="python3", progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                  shutdown_kernel="immediate", extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                  shutdown_kernel="immediate", extra_arguments=_KERNEL_ARGS)
 
-def _execute(template: Path, out: Path, parameters: dict, kernels: _Kernels | None = None):
-    "Run `template` with `parameters`, writing the executed notebook to `out`; return it."
+@functools.cache
+def _lent_kernel_engine() -> str:
+    "A papermill engine (registered once) that runs a notebook in a kernel it is lent (`km=`, `kc=`) and leaves it running."
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    class Client(PapermillNotebookClient):
+        def execute(self, **kw):
+            try: return super().execute(**kw)
+            finally: self.kc = None  # the kernel and its client stay with their owner (nbclient would close neither)
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, *, km, kc, log_output=False, stdout_file=None, stderr_file=None,
+                                     start_timeout=60, execution_timeout=None, **kw):  # NBClientEngine's, with Client
+            kw = {k: v for k, v in kw.items() if k not in ("input_path", "startup_timeout")}
+            timeout = execution_timeout or kw.pop("timeout", None)
+            kw.pop("timeout", None)
+            client = Client(nb_man, km=km, **kw, timeout=timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
+                            log=logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            client.kc = kc  # already connected: nbclient uses it instead of connecting (and waiting for the kernel) again
+            return client.execute()
+    papermill_engines.register("csbench_lent_kernel", Engine)
+    return "csbench_lent_kernel"
+
+def _execute(template: Path, out: Path, parameters: dict, kernels: _Kernels | None = None, km=None, kc=None):
+    "Run `template` with `parameters`, writing the executed notebook to `out`; return it. In a fresh kernel, or in `km` through its client `kc`."
     import papermill as pm
     out.parent.mkdir(parents=True, exist_ok=True)
+    lent = {} if km is None else {"km": km, "kc": kc, "engine_name": _lent_kernel_engine()}
     return pm.execute_notebook(template, out, parameters=parameters, kernel_manager_class=_kernel_manager(kernels or _Kernels()),
-                               resources={"metadata": {"path": str(template.parent)}}, **_PAPERMILL)
+                               resources={"metadata": {"path": str(template.parent)}}, **_PAPERMILL, **lent)
 
 def _failed_cell(exc: Exception, params_at: int) -> dict:
     "Where and how a template failed: cell index in the template (0-based), its source, the error."
@@ -335,6 +365,113 @@ def _where(cell: dict) -> str:
     if cell["index"] is None: return "while running"
     first = next((l.strip() for l in cell["source"].splitlines() if l.strip() and not l.lstrip().startswith("#")), "")
     return f"at cell {cell['index'] + 1} (`{first[:80]}`)"
+
+# %% ../notebooks/60_report.ipynb #7a3e11d1
+# Run silently in a warm kernel once it has started. It keeps what a fresh kernel has (working folder, sys.path, warning
+# filters) in a module of its own, out of the user's namespace, and notes (through warnings.filterwarnings and
+# simplefilter, wrapped in this kernel) the filters modules add while they are imported, numpy's and scipy's: a fresh
+# kernel importing them would have those too, so a reset keeps them. `reset` goes back to that state.
+_WARM_START = '''
+def _csbench_warm():
+    import functools, os, sys, types, warnings
+    m = types.ModuleType("_csbench_warm", "A warm report kernel's state at start, and how to go back to it.")
+    m.start, m.imported = (os.getcwd(), list(sys.path), list(warnings.filters)), []
+    def importing(frame):
+        "Whether a module is being imported: a module's top-level code (not the user's, which is __main__) is running."
+        while frame is not None:
+            if frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") != "__main__": return True
+            frame = frame.f_back
+        return False
+    def noted(add):
+        @functools.wraps(add)
+        def adding(*args, **kwargs):
+            before = list(warnings.filters)
+            add(*args, **kwargs)
+            if importing(sys._getframe(1)): m.imported += [f for f in warnings.filters if f not in before]
+        return adding
+    warnings.filterwarnings, warnings.simplefilter = noted(warnings.filterwarnings), noted(warnings.simplefilter)
+    def reset(ip=get_ipython(), m=m):
+        "The state of a fresh kernel again, imported modules kept: namespace, figures, rcParams, options, filters, folder."
+        import gc, os, sys, warnings
+        ip.reset(new_session=True)              # every user variable, Out, the history; execution counts restart at 1
+        cwd, path, filters = m.start
+        os.chdir(cwd); sys.path[:] = path
+        m.imported = [f for f in m.imported if f in warnings.filters]  # not those an import set inside catch_warnings
+        keep = [f for f in warnings.filters if f in m.imported or f in filters]  # a fresh kernel's, after the same imports
+        warnings.resetwarnings()                # which also forgets the warnings already shown ...
+        warnings.onceregistry.clear()           # ... and those shown 'once'
+        warnings.filters[:] = keep + [f for f in filters if f not in keep]
+        if "matplotlib.pyplot" in sys.modules: sys.modules["matplotlib.pyplot"].close("all")
+        if "matplotlib" in sys.modules: sys.modules["matplotlib"].rc_file_defaults()
+        if "pandas" in sys.modules:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")     # resetting deprecated options warns
+                sys.modules["pandas"].reset_option("all")
+        gc.collect()  # the figures and other cycles the template left, then what is left (modules, their caches) lives
+        gc.freeze()   # as long as the kernel: out of later collections, which would go through it every time
+    m.reset = reset
+    sys.modules[m.__name__] = m
+_csbench_warm()
+del _csbench_warm
+'''
+_WARM_RESET = '__import__("_csbench_warm").reset()'
+
+class _WarmKernel:
+    "One kernel that runs templates one after another, back to a fresh kernel's state before each; replaced after a failure."
+    def __init__(self, kernels: _Kernels, cwd: Path, timeout: float = 60):
+        self.kernels, self.cwd, self.timeout, self.km, self.kc, self.used = kernels, cwd, timeout, None, None, False
+
+    def execute(self, template: Path, out: Path, parameters: dict):
+        "Run `template` as `_execute` does, in this kernel (started, or reset, first)."
+        from jupyter_core.utils import run_sync
+        try:
+            if self.km is not None and (self.used or template.parent != self.cwd):
+                try: run_sync(self._silently)(_WARM_RESET) if template.parent == self.cwd else self.close()
+                except Exception: self.close()  # dead or stuck: a new kernel instead
+            self.cwd = template.parent
+            self.start()
+            self.used = True
+            return _execute(template, out, parameters, self.kernels, km=self.km, kc=self.kc)
+        except BaseException:
+            self.close()  # the next template gets a new kernel, not one a failure may have left in a bad state
+            raise
+
+    def start(self) -> None:
+        "Start the kernel now if it is not running (a job starts it while the runner still prepares)."
+        from jupyter_core.utils import run_sync
+        if self.km is None: run_sync(self._start)()
+
+    async def _start(self):
+        self.km, self.used = _kernel_manager(self.kernels)(kernel_name=_PAPERMILL["kernel_name"]), False
+        await self.km.start_kernel(extra_arguments=[*_KERNEL_ARGS, "--HistoryManager.hist_file=:memory:"], cwd=str(self.cwd))
+        self.kc = self.km.client()  # one client for the kernel's life, lent to nbclient with it: no new channels per template
+        self.kc.start_channels()
+        await self.kc.wait_for_ready(timeout=self.timeout)
+        self.kc.allow_stdin = False
+        await self._silently(_WARM_START)
+
+    async def _silently(self, code: str) -> None:
+        "Run `code` in the kernel without output or history; raise if it fails."
+        msg_id, deadline = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False), time.monotonic() + self.timeout
+        while True:
+            try: reply = await self.kc.get_shell_msg(timeout=1)
+            except queue.Empty:
+                if time.monotonic() > deadline or not await self.km.is_alive():
+                    raise ReportError("The report kernel died or did not answer while it was being prepared") from None
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id: break
+        if reply["content"]["status"] != "ok":
+            c = reply["content"]
+            raise ReportError(f"The report kernel could not be prepared: {c.get('ename')}: {c.get('evalue')}")
+
+    def close(self) -> None:
+        "Stop the kernel at once (as papermill's shutdown_kernel='immediate')."
+        km, kc, self.km, self.kc = self.km, self.kc, None, None
+        if kc is not None: kc.stop_channels()
+        if km is None: return
+        from jupyter_core.utils import run_sync
+        try: run_sync(km.shutdown_kernel)(now=True)
+        except Exception: _kill_kernel(km)
 
 # %% ../notebooks/60_report.ipynb #6431e5f0
 _PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -697,30 +834,40 @@ def _progress(total: int, progress: bool):
     off = (not progress) or bool(os.environ.get("CI"))
     return tqdm(total=total, desc="report", unit="template", disable=True if off else None)  # None: off when not a TTY
 
-def _background(f, *args) -> Future:
-    "Start f(*args) in a thread of its own; its Future."
-    fut = Future()
-    def run():
-        try: fut.set_result(f(*args))
-        except BaseException as e: fut.set_exception(e)
-    threading.Thread(target=run, daemon=True).start()
-    return fut
-
 class _Pages:
-    "The run's one HTMLExporter, built in a thread of its own while the first kernels start, converting one notebook at a time."
-    def __init__(self, run: dict, lang: str):
-        self._exporter, self._lock, self.run, self.lang = _background(_exporter, lang), threading.Lock(), run, lang
-    def __call__(self, nb, sec: Section, template: Path) -> str:
-        tpl = {"file": template.name, "sha256": self.run["sha256"][template.stem], "finished_at": _utcnow(), "seconds": sec.seconds}
+    "The run's one HTMLExporter, built in a thread of its own once papermill is imported (`start`), and a thread that converts the executed notebooks one at a time while the kernels go on."
+    def __init__(self, run: dict, lang: str, kernels: _Kernels):
+        self._exporter, self._pool, self._queued = Future(), ThreadPoolExecutor(1, thread_name_prefix="csbench-pages"), []
+        self.run, self.lang, self.kernels, self.started = run, lang, kernels, False
+    def start(self) -> None:
+        self.started = True
+        def build():
+            try: self._exporter.set_result(_exporter(self.lang))
+            except BaseException as e: self._exporter.set_exception(e)
+        threading.Thread(target=build, daemon=True).start()
+    def write(self, nb, sec: Section, template: Path, path: Path, finished_at: str) -> None:
+        "Queue the page of `sec`, executed notebook `nb`, for `path`."
+        self._queued.append(self._pool.submit(self._write, nb, sec, template, path, finished_at))
+    def _write(self, nb, sec: Section, template: Path, path: Path, finished_at: str) -> None:
+        if self.kernels.stopped: return  # an interrupted run publishes nothing
+        tpl = {"file": template.name, "sha256": self.run["sha256"][template.stem], "finished_at": finished_at, "seconds": sec.seconds}
         footer = _footer(self.run, self.lang, template=tpl)
-        with self._lock: return _page(self._exporter.result(), nb, title=sec.title, lang=self.lang, footer=footer)
+        path.write_text(_page(self._exporter.result(), nb, title=sec.title, lang=self.lang, footer=footer), encoding="utf-8")
+    def wait(self) -> None:
+        "Wait for the queued pages; raise what a conversion raised."
+        for f in self._queued: f.result()
+    def close(self) -> None:
+        "Wait for the queued pages (an interrupted run: only for the one being written)."
+        if not self.started: self._exporter.set_exception(ReportError("The run stopped before it could write pages"))
+        self._pool.shutdown(wait=True, cancel_futures=self.kernels.stopped)
 
-def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _Pages, kernels: _Kernels) -> Section:
-    "Execute one template into `build` and write its page; a failure is recorded on the returned Section."
+def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _Pages, kernels: _Kernels,
+             warm: _WarmKernel | None = None) -> Section:
+    "Execute one template into `build` (in `warm`, else in a fresh kernel) and write its page; a failure is recorded on the Section."
     import nbformat
     name, nb_out, out_dir = template.stem, build / "notebooks" / f"{template.stem}.ipynb", build / "sections" / template.stem
     t0, error, cell = time.perf_counter(), None, None
-    try: nb = _execute(template, nb_out, {**params, "out_dir": str(out_dir)}, kernels)
+    try: nb = (warm.execute if warm else functools.partial(_execute, kernels=kernels))(template, nb_out, {**params, "out_dir": str(out_dir)})
     except Exception as exc:
         cell = _failed_cell(exc, params_at)
         error = f"{cell['error']} {_where(cell)}"
@@ -731,18 +878,39 @@ def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _
     title = s.get("title") or f'{label("section", params["lang"])} {name}'
     sec = Section(name, title, f"{name}.html" if nb is not None else None, seconds,
                   [_headline(h) for h in s.get("headlines", [])], error, cell)
-    if nb is not None and not kernels.stopped: (build / sec.page).write_text(pages(nb, sec, template), encoding="utf-8")
+    if nb is not None and not kernels.stopped: pages.write(nb, sec, template, build / sec.page, _utcnow())
     return sec
 
-def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bool, progress: bool, jobs: int | None) -> list[Section]:
-    "Run the templates of `plan` [(path, parameters-cell index)], `jobs` at a time; Sections in plan order."
-    import papermill  # before the threads start: importing it and nbconvert at once only slows both
+def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bool, progress: bool, jobs: int | None,
+             kernel: str = "warm") -> list[Section]:
+    "Run the templates of `plan` [(path, parameters-cell index)] in `jobs` workers, each taking the next template in turn; Sections in plan order."
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(plan)))
-    done, kernels = {}, _Kernels()
-    pages = _Pages(run, params["lang"])
-    pool = ThreadPoolExecutor(jobs)  # at most `jobs` kernels at once
-    futures = [pool.submit(_run_one, tpl, at, build, params, pages, kernels) for tpl, at in plan]
+    kernels, lock, halt = _Kernels(), threading.Lock(), threading.Event()
+    pages = _Pages(run, params["lang"], kernels)
+    todo = [(tpl, at, Future()) for tpl, at in plan]
+    futures = [f for *_, f in todo]
+    def worker():  # at most `jobs` kernels at once: with kernel='warm', each worker's own, reset between its templates
+        warm = _WarmKernel(kernels, plan[0][0].parent) if kernel == "warm" else None
+        try:
+            if warm:
+                try: warm.start()  # while papermill and nbconvert are imported; a failure shows on the first template
+                except Exception: warm.close()
+            while not halt.is_set():
+                with lock:
+                    if not todo: return
+                    tpl, at, fut = todo.pop(0)
+                if not fut.set_running_or_notify_cancel(): continue
+                try: fut.set_result(_run_one(tpl, at, build, params, pages, kernels, warm))
+                except BaseException as e: fut.set_exception(e)
+        finally:
+            if warm: warm.close()
+    import jupyter_client.manager, jupyter_core.utils  # here: a worker importing them while papermill does may get them half-imported
+    workers = [threading.Thread(target=worker, name=f"csbench-report-{i}", daemon=True) for i in range(jobs)]
+    for w in workers: w.start()
+    done = {}
     try:
+        import papermill  # while the kernels start; and not at once with nbconvert (`pages`' thread), which only slows both
+        pages.start()
         with _progress(len(plan), progress) as bar:
             for f in as_completed(futures):
                 sec = f.result()
@@ -750,16 +918,21 @@ def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bo
                 bar.update()
                 if sec.error and not keep_going: break  # no further template starts; running ones finish
     except BaseException:  # interrupted (Ctrl-C; SIGTERM in the CLI) or broken: stop the kernels now, not when they are done
-        pool.shutdown(wait=False, cancel_futures=True)
+        halt.set()
         kernels.stop()
         raise
-    finally: pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        halt.set()
+        for f in futures: f.cancel()
+        for w in workers: w.join()
+        pages.close()
+    pages.wait()
     return [done[t.stem] for t, _ in plan if t.stem in done]
 
-def _as_config(config, period, data, lang) -> RunConfig:
+def _as_config(config, period, data, lang, kernel=None) -> RunConfig:
     "The run config with the caller's overrides; an overriding book must lie in the config's data roots."
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_yaml(config)
-    over = {k: v for k, v in dict(period=period, data=data, lang=lang).items() if v is not None}
+    over = {k: v for k, v in dict(period=period, data=data, lang=lang, kernel=kernel).items() if v is not None}
     if not over: return cfg
     cfg = replace(cfg, **over)
     return cfg.check_paths("data", given={"data": data}) if data is not None else cfg
@@ -769,6 +942,7 @@ def _provenance(cfg: RunConfig, book: Book, run: dict, start: pd.Timestamp, plan
     ran = {s.name: s for s in sections}
     return {"report": cfg.name, "config": str(cfg.source) if cfg.source else None, "period": cfg.period,
             "start": start.date().isoformat(), "as_of": run["parameters"]["as_of"], "lang": cfg.lang, "parameters": run["parameters"],
+            "kernel": cfg.kernel,
             "data": {"path": str(cfg.data), "book": book.meta.name, "currency": book.meta.currency,
                      "fingerprint": run["fingerprint"], "rows": {t: len(df) for t, df in book.tables.items()}},
             "csbench_version": run["csbench_version"], "git_commit": run["git_commit"], "git_dirty": run["git_dirty"],
@@ -788,10 +962,11 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
                keep_going: bool = False,       # run the other templates when one fails, and mark it on the index
                progress: bool = True,          # show a progress bar (never in CI or when stderr is not a terminal)
                jobs: int | None = None,        # templates run at once; default: one per CPU
+               kernel: str | None = None,      # override the config's kernel: 'warm' (one per job, reset between templates) or 'fresh' (one per template)
               ) -> ReportResult:
     "Run the report's templates on its book for one period and publish HTML pages, index and provenance."
     started, t_run = _utcnow(), time.perf_counter()
-    cfg = _as_config(config, period, data, lang)
+    cfg = _as_config(config, period, data, lang, kernel)
     start, as_of = period_bounds(cfg.period)
     plan = [(t, _parameters_cell(t)) for t in find_templates(cfg)]
     book = Book.read(cfg.data)
@@ -807,7 +982,7 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
         build = _new_dir(folder, f".{cfg.period}.build-")
         try:
             _write_snapshot(book, build / _SNAPSHOT, cfg.data, run["fingerprint"])
-            sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs)
+            sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs, kernel=cfg.kernel)
             shutil.rmtree(build / _SNAPSHOT)  # no copy of the data is published or kept
             bad = next((s for s in sections if s.error), None)
             if bad and not keep_going:

@@ -9,18 +9,21 @@ from functools import cached_property
 from typing import ClassVar
 import numpy as np
 import pandas as pd
-from .book import Book, as_timestamp
-from .frames import DAYS_PER_MONTH, churn_labels, customer_spells, mrr_at
+import ibis
+from .book import Book, as_timestamp, _KNOWN_AT
+from .engine import LazyBook, default_backend, execute
+from .frames import DAYS_PER_MONTH, _book_tables, _days, _month_of, churn_labels, customer_spells, mrr_at
 from .labels import LABELS, font_context, format_money
 from .schema import BookError, MissingTableError, Violation
 
 # %% auto #0
 __all__ = ['SIGNAL_LABELS', 'DEFAULT_RULES', 'DISCOUNT_BAND_EDGES', 'LOOKALIKE_KEYS', 'OUTCOMES', 'signal_label',
-           'wilson_interval', 'Snapshot', 'RiskRule', 'UsageDrop', 'OpenCriticalTicket', 'PaymentOverdue',
-           'SponsorLost', 'RenewalDue', 'FirstYear', 'LowAdoption', 'NpsDetractor', 'applicable_rules', 'check_rules',
-           'signal_history', 'rule_performance', 'plot_rule_performance', 'ChurnRiskModel', 'watch_list',
-           'decile_capture', 'latest_data_date', 'watch_list_backtest', 'plot_decile_capture', 'discount_band',
-           'price_band_edges', 'deals', 'lookalikes', 'lookalike_summary', 'lookalike_story']
+           'wilson_interval', 'Snapshot', 'snapshot_grid', 'known_rows', 'paying_accounts_expr', 'RiskRule',
+           'UsageDrop', 'OpenCriticalTicket', 'PaymentOverdue', 'SponsorLost', 'RenewalDue', 'FirstYear', 'LowAdoption',
+           'NpsDetractor', 'applicable_rules', 'check_rules', 'signal_history', 'rule_performance',
+           'plot_rule_performance', 'ChurnRiskModel', 'watch_list', 'decile_capture', 'latest_data_date',
+           'watch_list_backtest', 'plot_decile_capture', 'discount_band', 'price_band_edges', 'deals', 'lookalikes',
+           'lookalike_summary', 'lookalike_story']
 
 # %% ../notebooks/50_signals.ipynb #477a4107
 SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -170,40 +173,156 @@ class Snapshot:
                  book: Book,  # the book
                  at,          # the day (inclusive)
                  _pivots: dict | None = None, # usage pivots of `book`, shared by the snapshots of one history
+                 con=None,    # ibis backend for `accounts` and the rules' `check`; the default in-memory DuckDB when None
                 ):
         if not isinstance(book, Book): raise BookError(f"Snapshot needs a csbench Book, got {type(book).__name__}")
         self.at = as_timestamp(at)
-        self.book = _book_at(book, self.at)
         self.currency = book.meta.currency
         self.last_month = int(_month_index(self.at + pd.Timedelta(days=1))[0]) - 1   # last month complete at `at`
-        self._source, self._pivots = book, ({} if _pivots is None else _pivots)
+        self._source, self._pivots, self.con = book, ({} if _pivots is None else _pivots), con
 
-    def __repr__(self): return f"Snapshot({self.book.meta.name!r}, at={self.at.date()}, paying={len(self.accounts):,})"
+    def __repr__(self): return f"Snapshot({self._source.meta.name!r}, at={self.at.date()}, paying={len(self.accounts):,})"
+
+    @cached_property
+    def book(self) -> Book:
+        "The book as known at the end of `at` (`Book.truncate`), for rules written in pandas."
+        return _book_at(self._source, self.at)
 
     @cached_property
     def accounts(self) -> pd.DataFrame:
         "Accounts paying at `at` (index account_id): MRR, ARR, renewal date, first start, owner CSM, traits."
-        t, s = self.at, self.book.subscriptions
-        run = s[(s.start_date <= t) & (s.end_date.isna() | (s.end_date > t))]
-        out = pd.DataFrame({"mrr": run.groupby("account_id").mrr.sum(min_count=1)})
-        out.index.name = "account_id"
-        out["arr"] = 12 * out.mrr
-        out["renewal_date"] = run[run.term_months > 1].groupby("account_id").end_date.min()
-        out["first_start"] = s.groupby("account_id").start_date.min()
-        out["tenure_months"] = (t - out.first_start).dt.days / DAYS_PER_MONTH
-        acc = self.book.accounts.set_index("account_id")
-        for c in ("account_name", "csm_id", "touch_model", "industry", "channel"):
-            out[c] = acc[c].reindex(out.index) if c in acc else None
-        return out
+        df, _ = _run(self._source, snapshot_grid([self.at]), (), con=self.con)
+        return df.sort_values("account_id").set_index("account_id")[list(_ACCOUNT_COLUMNS)]
 
     def usage(self, metric: str) -> pd.DataFrame:
         "One usage metric as accounts (rows) x month index (columns), months complete at `at` only."
-        self.book.require("usage")
+        self._source.require("usage")
         if metric not in self._pivots:   # pivot the source book once; a month is known at `at` iff it is complete by then
             u = self._source.usage[self._source.usage.metric == metric]
             self._pivots[metric] = u.assign(_k=_month_index(u.period)).pivot_table(index="account_id", columns="_k", values="value", aggfunc="sum")
         p = self._pivots[metric]
         return p.loc[:, p.columns <= self.last_month]
+
+# %% ../notebooks/50_signals.ipynb #d9b9eb65
+_ACCOUNT_COLUMNS = ("mrr", "arr", "renewal_date", "first_start", "tenure_months", "account_name", "csm_id", "touch_model",
+                    "industry", "channel")
+_TRAITS = _ACCOUNT_COLUMNS[5:]
+
+def snapshot_grid(days, # the snapshot days (dates or strings)
+                 ) -> pd.DataFrame:
+    "One row per snapshot: `at` (the end of that day is the cut) and `last_month`, the month index (year * 12 + month - 1) of the last month complete at `at`."
+    at = pd.DatetimeIndex(sorted({as_timestamp(d) for d in np.atleast_1d(np.asarray(days, dtype=object))}))
+    return pd.DataFrame({"at": at.astype("datetime64[ns]"), "last_month": _month_index(at + pd.Timedelta(days=1)) - 1})
+
+def _timestamps(t):
+    "ibis: `t` with every date column as a timestamp, so days compare alike on every backend and file format."
+    return t.mutate(**{c: t[c].cast("timestamp") for c, ty in t.schema().items() if ty.is_date() or ty.is_timestamp()})
+
+def _grid_table(grid: pd.DataFrame):
+    return _timestamps(ibis.memtable(grid[["at", "last_month"]].astype({"last_month": "int64"})))
+
+def _engine_tables(book, rules, subscriptions=None) -> dict:
+    "The tables `rules` read (and accounts, subscriptions) as ibis tables: a Book's in memory, a LazyBook's views read in place."
+    names = list(dict.fromkeys(["accounts", "subscriptions", *(t for r in rules for t in r.tables)]))
+    tb = _book_tables(book, names)
+    if subscriptions is not None: tb["subscriptions"] = ibis.memtable(subscriptions) if isinstance(subscriptions, pd.DataFrame) else subscriptions
+    return {n: _timestamps(t) for n, t in tb.items()}
+
+def _months(n) -> ibis.Expr: return ibis.interval(months=int(n))
+
+def known_rows(name: str, # the book table: usage, tickets, invoices, surveys, contacts, activities, milestones, health_scores
+               table,     # that table as an ibis Table
+               grid,      # the snapshots (`snapshot_grid`) as an ibis Table
+              ):
+    "ibis: the rows of `table` known at each snapshot (`Book.truncate`'s rule, per snapshot) with its `at` and `last_month`; dates after `at` read as null."
+    if name not in _KNOWN_AT: raise BookError(f"no time gate for table {name!r}; known tables: {', '.join(_KNOWN_AT)}")
+    known, unknown_after = _KNOWN_AT[name]
+    if "at" in table.columns:   # activities, health_scores: their own date is `row_at` here, `at` is the snapshot
+        table, known = table.rename(row_at="at"), ("row_at" if known == "at" else known)
+    g = grid.select("at", "last_month")
+    j = table.join(g, _month_of(table[known]) <= g.last_month if name == "usage" else table[known] <= g.at)
+    return j.mutate(**{c: (j[c] > j.at).ifelse(ibis.null("timestamp"), j[c]) for c in unknown_after})
+
+def paying_accounts_expr(tables: dict, # ibis tables: subscriptions and accounts at least (dates as timestamps)
+                         grid,         # the snapshots (`snapshot_grid`) as an ibis Table
+                        ):
+    "ibis: per snapshot `at`, one row per account paying then (`Snapshot.accounts`), with `last_month`."
+    s, acc = tables["subscriptions"], tables["accounts"]
+    g = grid.select("at", "last_month")
+    j = s.join(g, s.start_date <= g.at)                          # the terms known at each snapshot
+    run = j.end_date.isnull() | (j.end_date > j.at)              # running at `at`: its end is after `at` or unknown
+    sched = j.start_date + j.term_months.as_interval("M")        # a running fixed term ends as scheduled, as far as `at` knows
+    renew = (run & (j.term_months > 1) & j.end_date.notnull() & (sched > j.at)).ifelse(sched, ibis.null("timestamp"))
+    a = j.group_by(["at", "last_month", "account_id"]).aggregate(
+        _running=run.cast("int64").sum(), mrr=j.mrr.cast("float64").sum(where=run), renewal_date=renew.min(),
+        first_start=j.start_date.min())
+    a = a.filter(a._running > 0)
+    traits = {c: (acc[c].cast("string") if c in acc.columns else ibis.null("string")) for c in _TRAITS}
+    acc = acc.select("account_id", _created=acc.created_at, **traits)
+    k = a.left_join(acc, [a.account_id == acc.account_id, acc._created <= a.at])   # accounts known at `at`
+    return k.select("at", "last_month", "account_id", mrr=k.mrr, arr=k.mrr * 12, renewal_date=k.renewal_date,
+                    first_start=k.first_start, tenure_months=_days(k.at, k.first_start).cast("float64") / DAYS_PER_MONTH,
+                    **{c: k[c] for c in _TRAITS})
+
+def _rules_query(tables: dict, grid, rules):
+    "ibis: the paying accounts at each snapshot with every rule's columns (as `_r<i>_<column>`); and those names per rule."
+    tables = tables | {"paying": paying_accounts_expr(tables, grid)}
+    out, names = tables["paying"], {}
+    for i, r in enumerate(rules):   # every rule left-joined to the paying accounts: one query for all of them
+        e = _rule_expr(r, tables, grid)
+        names[r.key] = {f"_r{i}_{c}": c for c in e.columns[2:]}
+        out = _left(out, e.select("at", "account_id", **{f"_r{i}_{c}": e[c] for c in e.columns[2:]}))
+    return out, names
+
+_COMPILED: dict = {}   # (rules, input dtypes) -> (SQL, names): a pandas Book's query is compiled once per process
+
+def _schema(df: pd.DataFrame) -> ibis.Schema:
+    "The ibis schema of a pandas table from its dtypes (object columns hold strings in a Book); other dtypes as ibis infers them."
+    def one(c, t):
+        if t == object: return "string"
+        try: return ibis.dtype(t)
+        except (TypeError, ValueError, NotImplementedError): return ibis.memtable(df[[c]].head(1000)).schema()[c]
+    return ibis.schema({c: one(c, t) for c, t in df.dtypes.items()})
+
+def _compiled(frames: dict, rules):
+    "The DuckDB SQL of the rules' query over tables named `_csbench_<table>` (and `_csbench_grid`), from the cache when seen before."
+    try: key = (tuple((type(r), r) for r in rules), tuple((n, tuple(map(str, df.dtypes.items()))) for n, df in frames.items()))
+    except TypeError: key = None    # a rule that cannot be hashed: compile every time
+    if key is None or key not in _COMPILED:
+        tb = {n: _timestamps(ibis.table(_schema(df), name=f"_csbench_{n}")) for n, df in frames.items()}
+        grid = _timestamps(ibis.table({"at": "timestamp", "last_month": "int64"}, name="_csbench_grid"))
+        out, names = _rules_query(tb, grid, rules)
+        if key is None: return ibis.to_sql(out, dialect="duckdb"), names
+        if len(_COMPILED) > 64: _COMPILED.clear()
+        _COMPILED[key] = (ibis.to_sql(out, dialect="duckdb"), names)
+    return _COMPILED[key]
+
+def _ibis_types(df: pd.DataFrame) -> pd.DataFrame:
+    "DuckDB's pandas types as ibis hands them back: nullable ints as float64 (int64 when complete), booleans with nulls as objects, dates in ns."
+    out = {}
+    for c, t in df.dtypes.items():
+        s = df[c]
+        if isinstance(t, pd.api.extensions.ExtensionDtype) and t.kind in "iuf":
+            out[c] = s.astype("int64") if t.kind in "iu" and not s.isna().any() else s.astype("float64")
+        elif isinstance(t, pd.BooleanDtype): out[c] = s.astype(bool) if not s.isna().any() else s.astype(object).where(s.notna(), None)
+        elif t.kind == "M": out[c] = s.astype("datetime64[ns]")
+    return df.assign(**out) if out else df
+
+def _run(book, grid: pd.DataFrame, rules, *, con=None, subscriptions=None) -> tuple[pd.DataFrame, dict]:
+    "Run the rules' one query; a pandas Book on DuckDB reuses the SQL compiled before (ibis compiling is the slow part on small books)."
+    if isinstance(book, Book) and (con is None or con.name == "duckdb"):
+        names = ["accounts", "subscriptions", *(t for r in rules for t in r.tables)]
+        frames = {n: book.tables[n] for n in dict.fromkeys(names) if book.tables.get(n) is not None}
+        if subscriptions is not None: frames["subscriptions"] = subscriptions
+        sql, cols = _compiled(frames, rules)
+        cur = (con if con is not None else default_backend()).con.cursor()
+        try:
+            for n, df in frames.items(): cur.register(f"_csbench_{n}", df)
+            cur.register("_csbench_grid", grid[["at", "last_month"]])
+            return _ibis_types(cur.sql(sql).df()), cols
+        finally: cur.close()
+    out, cols = _rules_query(_engine_tables(book, rules, subscriptions), _grid_table(grid), rules)
+    return execute(out, con), cols
 
 # %% ../notebooks/50_signals.ipynb #1d9418d8
 def _ago(t: pd.Timestamp, months: int) -> pd.Timestamp: return t - pd.DateOffset(months=int(months))
@@ -214,9 +333,32 @@ def _day(t) -> str: return "" if pd.isna(t) else pd.Timestamp(t).date().isoforma
 
 def _score(x) -> str: return f"{float(x) + 0.0:.0f}"   # + 0.0 turns -0.0 into 0.0
 
+def _isin(col, values):
+    "ibis: `col` is one of `values` (False when there are none)."
+    return col.isin(list(values)) if len(values) else ibis.literal(False)
+
+def _ratio(num, den):
+    "ibis: `num / den` as pandas divides floats (x/0 is ±inf, 0/0 NaN), the same on every backend (Spark refuses x/0)."
+    inf, nan = ibis.literal(float("inf"), "float64"), ibis.literal(float("nan"), "float64")
+    return ibis.cases((num.isnull() | den.isnull(), ibis.null("float64")), (den != 0, num / den), (num > 0, inf), (num < 0, -inf),
+                      else_=nan)
+
+def _left(base, *parts):
+    "ibis: `base` with the columns of each part, left-joined on (at, account_id)."
+    for p in parts:
+        j = base.left_join(p, ["at", "account_id"])
+        base = j.select(*base.columns, *(c for c in p.columns if c not in ("at", "account_id")))
+    return base
+
+def _latest(t, *order):
+    "ibis: per (at, account_id), the row that sorts last by the `order` columns (the later ones break ties)."
+    w = ibis.window(group_by=["at", "account_id"], order_by=[ibis.desc(c) for c in order])
+    t = t.mutate(_n=ibis.row_number().over(w))
+    return t.filter(t._n == 0).drop("_n")
+
 @dataclass(frozen=True)
 class RiskRule:
-    "A risk rule: `check(snapshot)` says which paying accounts trip it, `reason(row)` says why in words."
+    "A risk rule: `expr(tables, grid)` says which paying accounts trip it at each snapshot, `reason(row)` says why in words."
     name: ClassVar[str] = "rule"        # short name, also the label key
     kind: ClassVar[str] = "risk"        # "risk": a warning sign; "moment": a time that needs attention
     tables: ClassVar[tuple] = ()        # tables the rule reads, besides accounts and subscriptions
@@ -232,17 +374,96 @@ class RiskRule:
         t = signal_label(self.name, lang)
         return t if self.key == self.name else f"{t} ({self.key[len(self.name) + 1:-1]})"
 
-    def check(self, snap: Snapshot) -> pd.DataFrame: raise NotImplementedError
+    def expr(self, tables: dict, grid):
+        "ibis: at, account_id, fired and the numbers behind it, at most one row per snapshot and account; the engine runs it."
+        raise NotImplementedError(f"{type(self).__name__} defines neither expr(tables, grid) nor check(snapshot)")
+
+    def check(self, snap: Snapshot) -> pd.DataFrame:
+        "One row per account paying at `snap.at` (index account_id): `fired` and the numbers behind it (runs `expr` on one snapshot)."
+        _, details = _evaluate(snap._source, [snap.at], (self,), con=snap.con)
+        return details[self.key].drop(columns="at").set_index("account_id")
+
     def reason(self, row, *, lang: str = "en", currency: str = "JPY") -> str: raise NotImplementedError
     def describe(self, lang: str = "en") -> str: raise NotImplementedError
 
     def _frame(self, snap: Snapshot, fired, **details) -> pd.DataFrame:
+        "For rules written in pandas: `fired` and the `details` (Series by account_id or scalars) on the paying accounts."
         ids = snap.accounts.index
         out = pd.DataFrame({k: pd.Series(v, index=ids) if np.ndim(v) == 0 else pd.Series(v).reindex(ids) for k, v in details.items()}, index=ids)
         out.insert(0, "fired", pd.Series(fired).astype(bool).reindex(ids, fill_value=False) if not np.isscalar(fired) else bool(fired))
         return out
 
+def _in_engine(rule: RiskRule) -> bool:
+    "Whether the rule runs as an ibis expression (True), or through a pandas `check` defined below its `expr`, one snapshot at a time."
+    mro = type(rule).__mro__
+    where = lambda name: next(i for i, c in enumerate(mro) if name in vars(c))
+    return where("expr") <= where("check")
+
+_BASE = ["account_id", "account_name", "csm_id", "touch_model", "industry", "channel", "arr", "renewal_date",
+         "first_start", "tenure_months"]
+
+def _rule_expr(rule: RiskRule, tables: dict, grid):
+    "The rule's expression, checked: at, account_id and fired come first."
+    e = rule.expr(tables, grid)
+    missing = [c for c in ("at", "account_id", "fired") if c not in e.columns]
+    if missing: raise BookError(f"rule {rule.key}: expr(tables, grid) must return the columns at, account_id, fired; "
+                                f"{', '.join(missing)} missing (it has {', '.join(e.columns)})")
+    return e.select("at", "account_id", "fired", *(c for c in e.columns if c not in ("at", "account_id", "fired")))
+
+def _by_check(book: Book, grid: pd.DataFrame, accounts: pd.DataFrame, rules) -> dict:
+    "Rules that define only `check(snapshot)`: run them in pandas on each snapshot; details with at and account_id."
+    pivots, parts = {}, {r.key: [] for r in rules}
+    for at in grid["at"]:
+        snap = Snapshot(book, at, _pivots=pivots)
+        snap.accounts = accounts[accounts["at"] == at].set_index("account_id")[list(_ACCOUNT_COLUMNS)]   # the same paying accounts
+        for r in rules:
+            d = r.check(snap)
+            parts[r.key].append(d.assign(fired=d.fired.eq(True)).rename_axis("account_id").reset_index().assign(at=at))
+    return {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+
+def _evaluate(book,                 # a Book or a LazyBook
+              days,                 # the snapshot days
+              rules,                # RiskRule objects
+              *,
+              con=None,             # ibis backend (None: where the book's tables live, else the default DuckDB)
+              as_of=None,           # signal_history: the book as known at as_of is what check-only rules see
+              subscriptions=None,   # the subscriptions to use instead of the book's (pandas), already cut at as_of
+             ) -> tuple[pd.DataFrame, dict]:
+    "Flags at each day (at, the base columns, mrr, one column per rule key, n_rules) and each rule's details (at, account_id, fired, ...)."
+    grid = snapshot_grid(days)
+    by_expr = [r for r in rules if _in_engine(r)]
+    df, names = _run(book, grid, by_expr, con=con, subscriptions=subscriptions)
+    df = df.sort_values(["at", "account_id"], kind="stable").reset_index(drop=True)
+    if df.duplicated(["at", "account_id"]).any():
+        raise BookError(f"a rule's expr returned more than one row for an account on one day; rules: {', '.join(names)}")
+    det = {k: df[["at", "account_id", *cols]].rename(columns=cols) for k, cols in names.items()}
+    for d in det.values():
+        d["fired"] = d.fired.eq(True)   # accounts a rule returned no row for did not trip it
+        for c in d.columns[3:]:
+            if d[c].dtype == object: d[c] = d[c].where(d[c].notna(), np.nan)   # missing as pandas marks it
+    by_check = [r for r in rules if not _in_engine(r)]
+    if by_check:
+        if not isinstance(book, Book):
+            raise BookError(f"rule(s) {', '.join(r.key for r in by_check)} define only check(snapshot), which runs on a pandas Book; "
+                            "read the book with Book.read, or give the rule an expr(tables, grid)")
+        src = book if as_of is None else _book_at(book, as_of)
+        det |= _by_check(src, grid, df, by_check)
+    flags = df[["at", "last_month", *_BASE, "mrr"]].copy()
+    idx = pd.MultiIndex.from_frame(flags[["at", "account_id"]])
+    for r in rules: flags[r.key] = det[r.key].set_index(["at", "account_id"]).fired.reindex(idx).eq(True).to_numpy()
+    flags["n_rules"] = flags[[r.key for r in rules]].sum(axis=1).astype(int)
+    return flags, {r.key: det[r.key] for r in rules}
+
 # %% ../notebooks/50_signals.ipynb #8f74eb70
+def _usage_month(P, usage, metric: str, back: int, name: str):
+    "ibis: per paying account and snapshot, `metric` summed over the month `back` months before the last complete one."
+    u = usage.filter(usage.metric == metric)
+    u = u.select("account_id", k=_month_of(u.period), value=u.value.cast("float64"))
+    g = P.select("at", "account_id", k=P.last_month - int(back))   # month k is known at `at` once complete: k <= last_month
+    j = g.join(u, ["account_id", "k"])
+    if int(back) < 0: j = j.filter(ibis.literal(False))
+    return j.group_by(["at", "account_id"]).aggregate(**{name: j.value.sum()})
+
 @dataclass(frozen=True)
 class UsageDrop(RiskRule):
     "Usage fell by `drop` or more over `months`, and the account went quiet in surveys or answered low."
@@ -255,22 +476,23 @@ class UsageDrop(RiskRule):
     name = "usage_drop"
     tables = ("usage", "surveys")
 
-    def check(self, snap):
-        u = snap.usage(self.metric)
-        k = snap.last_month
-        now = u[k] if k in u else pd.Series(dtype=float)
-        before = u[k - self.months] if k - self.months in u else pd.Series(dtype=float)
-        now, before = now.reindex(snap.accounts.index), before.reindex(snap.accounts.index)
-        down = (before > 0) & (now <= (1 - self.drop) * before)
-        sv = snap.book.require("surveys")
-        recent = sv[sv.answered_at > _ago(snap.at, self.survey_months)].sort_values("answered_at")
-        last = {kind: recent[recent.kind == kind].groupby("account_id").score.last() for kind in ("nps", "csat")}
-        nps, csat = last["nps"].reindex(now.index), last["csat"].reindex(now.index)
-        quiet = ~now.index.isin(recent.account_id)
-        low = (nps <= self.low_nps) | (csat <= self.low_csat)
-        return self._frame(snap, down & (quiet | low), usage_before=before, usage_now=now,
-                           usage_change=now / before - 1, no_recent_survey=pd.Series(quiet, index=now.index),
-                           latest_nps=nps, latest_csat=csat)
+    def expr(self, tables, grid):
+        P = tables["paying"]
+        now = _usage_month(P, tables["usage"], self.metric, 0, "usage_now")
+        before = _usage_month(P, tables["usage"], self.metric, self.months, "usage_before")
+        sv = known_rows("surveys", tables["surveys"], grid)
+        recent = sv.filter(sv.answered_at > sv.at - _months(self.survey_months))
+        seen = recent.group_by(["at", "account_id"]).aggregate(_answers=recent.count())
+        scored = recent.filter(recent.score.notnull())
+        last = [_latest(scored.filter(scored.kind == k), "answered_at", "response_id").select("at", "account_id", **{f"latest_{k}": "score"})
+                for k in ("nps", "csat")]
+        x = _left(P.select("at", "account_id"), before, now, seen, *last)
+        down = (x.usage_before > 0) & (x.usage_now <= (1 - self.drop) * x.usage_before)
+        quiet = x._answers.isnull()
+        low = (x.latest_nps <= self.low_nps) | (x.latest_csat <= self.low_csat)
+        return x.select("at", "account_id", fired=(down & (quiet | low)).fill_null(False), usage_before=x.usage_before,
+                        usage_now=x.usage_now, usage_change=_ratio(x.usage_now, x.usage_before) - 1, no_recent_survey=quiet,
+                        latest_nps=x.latest_nps, latest_csat=x.latest_csat)
 
     def reason(self, r, *, lang="en", currency="JPY"):
         m = signal_label(self.metric, lang)
@@ -298,13 +520,13 @@ class OpenCriticalTicket(RiskRule):
     name = "critical_ticket"
     tables = ("tickets",)
 
-    def check(self, snap):
-        tk = snap.book.require("tickets")
-        open_ = tk[tk.priority.isin(self.priorities) & tk.closed_at.isna()]
-        open_ = open_.assign(age=(snap.at - open_.opened_at).dt.days)
-        old = open_[open_.age >= self.days]
-        g = old.groupby("account_id")
-        return self._frame(snap, g.size() > 0, open_tickets=g.size(), oldest_days=g.age.max(), worst_priority=g.priority.min())
+    def expr(self, tables, grid):
+        tk = known_rows("tickets", tables["tickets"], grid)          # a ticket closed after `at` was open at `at`
+        tk = tk.filter(_isin(tk.priority, self.priorities) & tk.closed_at.isnull())
+        tk = tk.mutate(age=_days(tk.at, tk.opened_at))
+        old = tk.filter(tk.age >= self.days)
+        return old.group_by(["at", "account_id"]).aggregate(fired=ibis.literal(True), open_tickets=old.count(),
+                                                             oldest_days=old.age.max(), worst_priority=old.priority.min())
 
     def reason(self, r, *, lang="en", currency="JPY"):
         n = int(r["open_tickets"])
@@ -323,13 +545,13 @@ class PaymentOverdue(RiskRule):
     name = "payment_overdue"
     tables = ("invoices",)
 
-    def check(self, snap):
-        iv = snap.book.require("invoices")
-        unpaid = iv[iv.paid_at.isna() & (iv.due_at < snap.at)]
-        unpaid = unpaid.assign(overdue=(snap.at - unpaid.due_at).dt.days)
-        late = unpaid[unpaid.overdue >= self.days]
-        g = late.groupby("account_id")
-        return self._frame(snap, g.size() > 0, days_overdue=g.overdue.max(), amount_overdue=g.amount.sum())
+    def expr(self, tables, grid):
+        iv = known_rows("invoices", tables["invoices"], grid)        # an invoice paid after `at` was unpaid at `at`
+        iv = iv.filter(iv.paid_at.isnull() & (iv.due_at < iv.at))
+        iv = iv.mutate(overdue=_days(iv.at, iv.due_at))
+        late = iv.filter(iv.overdue >= self.days)
+        return late.group_by(["at", "account_id"]).aggregate(fired=ibis.literal(True), days_overdue=late.overdue.max(),
+                                                              amount_overdue=late.amount.cast("float64").sum())
 
     def reason(self, r, *, lang="en", currency="JPY"):
         amt = format_money(r["amount_overdue"], currency, compact=True, lang=lang)
@@ -348,17 +570,19 @@ class SponsorLost(RiskRule):
     name = "sponsor_lost"
     tables = ("contacts",)
 
-    def check(self, snap):
-        c = snap.book.require("contacts")
-        since = _ago(snap.at, self.months)
-        left = c[(c.role == "sponsor") & c.left_at.notna() & (c.left_at > since)].sort_values("left_at")
-        uns = c[c.role.isin(self.key_roles) & c.unsubscribed_at.notna() & (c.unsubscribed_at > since)].sort_values("unsubscribed_at")
-        gl, gu = left.groupby("account_id"), uns.groupby("account_id")
-        sponsor_left_at, key_user_unsubscribed_at = gl.left_at.last(), gu.unsubscribed_at.last()
-        ids = snap.accounts.index
-        fired = ids.isin(sponsor_left_at.index) | ids.isin(key_user_unsubscribed_at.index)
-        return self._frame(snap, pd.Series(fired, index=ids), sponsor_left_at=sponsor_left_at,
-                           key_user_unsubscribed_at=key_user_unsubscribed_at, key_user_role=gu.role.last())
+    def expr(self, tables, grid):
+        c = known_rows("contacts", tables["contacts"], grid)         # leaving or unsubscribing after `at` is unknown at `at`
+        since = c.at - _months(self.months)
+        left = c.filter((c.role == "sponsor") & c.left_at.notnull() & (c.left_at > since))
+        uns = c.filter(_isin(c.role, self.key_roles) & c.unsubscribed_at.notnull() & (c.unsubscribed_at > since))
+        uns = _latest(uns, "unsubscribed_at", "contact_id")
+        null_t, null_s = ibis.null("timestamp"), ibis.null("string")
+        both = left.select("at", "account_id", sponsor_left_at=left.left_at, key_user_unsubscribed_at=null_t, key_user_role=null_s).union(
+               uns.select("at", "account_id", sponsor_left_at=null_t, key_user_unsubscribed_at=uns.unsubscribed_at, key_user_role=uns.role),
+               distinct=False)
+        return both.group_by(["at", "account_id"]).aggregate(
+            fired=ibis.literal(True), sponsor_left_at=both.sponsor_left_at.max(),
+            key_user_unsubscribed_at=both.key_user_unsubscribed_at.max(), key_user_role=both.key_user_role.max())
 
     def reason(self, r, *, lang="en", currency="JPY"):
         parts = []
@@ -382,10 +606,11 @@ class RenewalDue(RiskRule):
     name = "renewal_due"
     kind = "moment"
 
-    def check(self, snap):
-        rd = snap.accounts.renewal_date
-        due = rd.notna() & (rd <= snap.at + pd.DateOffset(months=self.months))
-        return self._frame(snap, due, renewal_date=rd, days_to_renewal=(rd - snap.at).dt.days)
+    def expr(self, tables, grid):
+        P = tables["paying"]
+        rd = P.renewal_date
+        return P.select("at", "account_id", fired=(rd.notnull() & (rd <= P.at + _months(self.months))).fill_null(False),
+                        renewal_date=rd, days_to_renewal=_days(rd, P.at))
 
     def reason(self, r, *, lang="en", currency="JPY"):
         if lang == "ja": return f"更新日 {_day(r['renewal_date'])}（あと{r['days_to_renewal']:.0f}日）"
@@ -402,9 +627,10 @@ class FirstYear(RiskRule):
     name = "first_year"
     kind = "moment"
 
-    def check(self, snap):
-        fs = snap.accounts.first_start
-        return self._frame(snap, fs > _ago(snap.at, self.months), first_start=fs)
+    def expr(self, tables, grid):
+        P = tables["paying"]
+        return P.select("at", "account_id", fired=(P.first_start > P.at - _months(self.months)).fill_null(False),
+                        first_start=P.first_start)
 
     def reason(self, r, *, lang="en", currency="JPY"):
         if lang == "ja": return f"契約1年目（{_day(r['first_start'])}開始）"
@@ -423,12 +649,12 @@ class LowAdoption(RiskRule):
     name = "low_adoption"
     tables = ("usage",)
 
-    def check(self, snap):
-        k = snap.last_month
-        u, s = snap.usage(self.metric), snap.usage(self.seats)
-        now = (u[k] if k in u else pd.Series(dtype=float)).reindex(snap.accounts.index)
-        seats = (s[k] if k in s else pd.Series(dtype=float)).reindex(snap.accounts.index)
-        return self._frame(snap, (seats > 0) & (now < self.share * seats), users=now, seats=seats, adoption=now / seats)
+    def expr(self, tables, grid):
+        P = tables["paying"]
+        x = _left(P.select("at", "account_id"), _usage_month(P, tables["usage"], self.metric, 0, "users"),
+                  _usage_month(P, tables["usage"], self.seats, 0, "seats"))
+        return x.select("at", "account_id", fired=((x.seats > 0) & (x.users < self.share * x.seats)).fill_null(False),
+                        users=x.users, seats=x.seats, adoption=_ratio(x.users, x.seats))
 
     def reason(self, r, *, lang="en", currency="JPY"):
         if lang == "ja": return f"利用は{r['seats']:,.0f}席中{r['users']:,.0f}人（{_pct(r['adoption'])}）"
@@ -446,11 +672,11 @@ class NpsDetractor(RiskRule):
     name = "nps_detractor"
     tables = ("surveys",)
 
-    def check(self, snap):
-        sv = snap.book.require("surveys")
-        low = sv[(sv.kind == "nps") & (sv.score <= self.score) & (sv.answered_at > _ago(snap.at, self.months))].sort_values("answered_at")
-        g = low.groupby("account_id")
-        return self._frame(snap, g.size() > 0, detractor_score=g.score.last(), answered_at=g.answered_at.last())
+    def expr(self, tables, grid):
+        sv = known_rows("surveys", tables["surveys"], grid)
+        low = sv.filter((sv.kind == "nps") & (sv.score <= self.score) & (sv.answered_at > sv.at - _months(self.months)))
+        last = _latest(low, "answered_at", "response_id")
+        return last.select("at", "account_id", fired=ibis.literal(True), detractor_score=last.score, answered_at=last.answered_at)
 
     def reason(self, r, *, lang="en", currency="JPY"):
         if lang == "ja": return f"NPS {_score(r['detractor_score'])}（{_day(r['answered_at'])}回答）"
@@ -513,7 +739,7 @@ def _rules_arg(rules) -> tuple:
     if dup: raise BookError(f"rule(s) {', '.join(dup)} appear twice; give each copy a different threshold or drop one")
     return rules
 
-def applicable_rules(book: Book,             # the book
+def applicable_rules(book: Book,             # the book (or a LazyBook)
                      rules=DEFAULT_RULES,    # candidate rules
                     ) -> tuple:
     "The rules whose tables the book has."
@@ -528,52 +754,45 @@ def _require_tables(book: Book, rules) -> None:
         raise MissingTableError(f"Book '{book.meta.name}' has no {', '.join(need)} table, which the risk rules need ({what}). "
                                 "Add the table(s), or leave those rules out: rules=applicable_rules(book).")
 
-_BASE = ["account_id", "account_name", "csm_id", "touch_model", "industry", "channel", "arr", "renewal_date",
-         "first_start", "tenure_months"]
-
-def _evaluate(snap: Snapshot, rules) -> tuple[pd.DataFrame, dict]:
-    "Flags (one column per rule key) with the base columns, and each rule's details."
-    base = snap.accounts.reset_index()[_BASE].set_index("account_id")
-    details = {r.key: r.check(snap) for r in rules}
-    for k, d in details.items(): base[k] = d.fired.reindex(base.index).fillna(False).astype(bool)
-    base["n_rules"] = base[list(details)].sum(axis=1).astype(int)
-    return base, details
-
 def _reasons(flags: pd.DataFrame, details: dict, rules, lang: str, currency: str) -> tuple[pd.Series, pd.Series]:
-    "Per account: the keys of the rules tripped and the reasons joined in one string."
-    keys, texts = {}, {}
+    "Per account (one day): the keys of the rules tripped and the reasons, from the details of the flagged rows only."
     sep = "／" if lang == "ja" else "; "
-    for a in flags.index[flags.n_rules > 0]:
-        hit = [r for r in rules if flags.at[a, r.key]]
-        keys[a] = tuple(r.key for r in hit)
-        texts[a] = sep.join(r.reason(details[r.key].loc[a], lang=lang, currency=currency) for r in hit)
-    return (pd.Series([keys.get(a, ()) for a in flags.index], index=flags.index, dtype=object),
-            pd.Series([texts.get(a, "") for a in flags.index], index=flags.index, dtype=object))
+    hits = {a: [] for a in flags.index[flags.n_rules > 0]}
+    for r in rules:   # in rule order, so each account's reasons read in the order of the rules
+        k, d = r.key, details[r.key]
+        for a, row in d[d.fired].drop(columns="at").set_index("account_id").iterrows():
+            hits[a].append((k, r.reason(row, lang=lang, currency=currency)))
+    none = ()
+    return (pd.Series([tuple(k for k, _ in hits.get(a, none)) for a in flags.index], index=flags.index, dtype=object),
+            pd.Series([sep.join(t for _, t in hits.get(a, none)) for a in flags.index], index=flags.index, dtype=object))
 
-def check_rules(book: Book,            # the book
+def check_rules(book: Book,            # the book (or a LazyBook from `csbench.engine.scan_book`)
                 *,
                 at,                     # the day the rules look at (only what was known then)
                 rules=DEFAULT_RULES,    # RiskRule objects
                 lang: str = "en",       # language of the reasons
+                con=None,               # ibis backend from `csbench.engine.connect`; None: the book's (a Book: the default DuckDB)
                ) -> pd.DataFrame:
     "One row per account paying at `at`: ARR, renewal date, owner, a True/False column per rule, the rules tripped and why."
     rules = _rules_arg(rules)
     _require_tables(book, rules)
     signal_label("rule", lang)
-    snap = Snapshot(book, at)
-    flags, details = _evaluate(snap, rules)
-    flags["rules"], flags["reasons"] = _reasons(flags, details, rules, lang, snap.currency)
-    return flags.reset_index().assign(at=snap.at)
+    t = as_timestamp(at)
+    flags, details = _evaluate(book, [t], rules, con=con)
+    flags = flags.set_index("account_id")[[*_BASE[1:], *(r.key for r in rules), "n_rules"]]
+    flags["rules"], flags["reasons"] = _reasons(flags, details, rules, lang, book.meta.currency)
+    return flags.reset_index().assign(at=t)
 
 # %% ../notebooks/50_signals.ipynb #46d0ee4d
 _HISTORY_BASE = ("snapshot", *_BASE, "annual", "renews_in_horizon", "n_rules", "churned", "churn_date", "cause", "horizon_months")
 
-def _features(snap: Snapshot, rules, horizon_months: int) -> tuple[pd.DataFrame, dict]:
-    "The rule flags and the traits the churn model reads, one row per paying account; and each rule's details."
-    flags, details = _evaluate(snap, rules)
+def _features(book, days, rules, horizon_months: int, **kw) -> tuple[pd.DataFrame, dict]:
+    "The rule flags and the traits the churn model reads, one row per paying account and snapshot; and each rule's details."
+    flags, details = _evaluate(book, days, rules, **kw)
+    flags = flags.drop(columns=["last_month", "mrr"]).rename(columns={"at": "snapshot"})
     flags["annual"] = flags.renewal_date.notna()
-    flags["renews_in_horizon"] = flags.renewal_date <= snap.at + pd.DateOffset(months=int(horizon_months))
-    return flags.reset_index().assign(snapshot=snap.at, horizon_months=int(horizon_months)), details
+    flags["renews_in_horizon"] = flags.renewal_date <= flags.snapshot + pd.DateOffset(months=int(horizon_months))
+    return flags.assign(horizon_months=int(horizon_months)), details
 
 def _outcomes(frame: pd.DataFrame, spells: pd.DataFrame, horizon_months: int) -> pd.DataFrame:
     "Add churned / churn_date / cause: the lifetime running at `snapshot` ends within the horizon."
@@ -587,26 +806,41 @@ def _outcomes(frame: pd.DataFrame, spells: pd.DataFrame, horizon_months: int) ->
 def _month_ends(first: pd.Timestamp, last: pd.Timestamp) -> list:
     return list(pd.date_range(first + pd.offsets.MonthEnd(0), last, freq="ME"))
 
-def signal_history(book: Book,                # the book
+_SUB_COLUMNS = ("subscription_id", "account_id", "start_date", "end_date", "term_months", "mrr", "end_reason")
+
+def _known_subscriptions(book, t: pd.Timestamp, con=None) -> pd.DataFrame:
+    "The subscriptions as known at `t`, in pandas (they also give the outcomes): a Book's cut in pandas, a LazyBook's in the engine."
+    if isinstance(book, Book): return _subscriptions_at(book.subscriptions, t)
+    if not isinstance(book, LazyBook): raise BookError(f"expected a csbench Book or a LazyBook (csbench.engine.scan_book); got {type(book).__name__}")
+    s = _timestamps(book.subscriptions)
+    T, null = ibis.literal(t.to_pydatetime(), "timestamp"), ibis.null("timestamp")
+    s = s.filter(s.start_date <= T)
+    later = s.end_date.notnull() & (s.end_date > T)
+    sched = s.start_date + s.term_months.as_interval("M")
+    end = later.ifelse(((s.term_months > 1) & (sched > T)).ifelse(sched, null), s.end_date)
+    s = s.select(*(c for c in _SUB_COLUMNS if c not in ("end_date", "end_reason")), end_date=end,
+                 end_reason=later.ifelse(ibis.null("string"), s.end_reason.cast("string")))
+    return execute(s, con)[list(_SUB_COLUMNS)]
+
+def signal_history(book: Book,                # the book (or a LazyBook from `csbench.engine.scan_book`)
                    *,
                    as_of,                     # what is known: outcomes up to this day
                    rules=DEFAULT_RULES,       # RiskRule objects
                    horizon_months: int = 3,   # churn within this many months after each month end
                    lookback_months: int = 24, # month ends this far back are checked
+                   con=None,                  # ibis backend from `csbench.engine.connect`; None: the book's (a Book: the default DuckDB)
                   ) -> pd.DataFrame:
     "Rule flags at past month ends, and whether each paying account churned within the horizon (outcomes known at `as_of`)."
     t, rules = as_timestamp(as_of), _rules_arg(rules)
     _require_tables(book, rules)
     if int(horizon_months) < 1 or int(lookback_months) < 1: raise BookError("horizon_months and lookback_months must be at least 1")
-    known = _book_at(book, t)
-    first = max(known.subscriptions.start_date.min(), t - pd.DateOffset(months=int(lookback_months)))
+    known = _known_subscriptions(book, t, con)
+    first = max(known.start_date.min(), t - pd.DateOffset(months=int(lookback_months)))
     snaps = [s for s in _month_ends(first, t) if s + pd.DateOffset(months=int(horizon_months)) <= t]
     if not snaps: raise BookError(f"No month end between {first.date()} and {t.date()} has its {horizon_months}-month outcome known "
                                   "by as_of; use a later as_of or a shorter horizon")
-    pivots = {}
-    parts = [_features(Snapshot(known, s, _pivots=pivots), rules, horizon_months)[0] for s in snaps]
-    frame = pd.concat([p for p in parts if len(p)], ignore_index=True)
-    frame = _outcomes(frame, customer_spells(known.subscriptions), horizon_months)
+    frame, _ = _features(book, snaps, rules, horizon_months, con=con, as_of=t, subscriptions=known)
+    frame = _outcomes(frame, customer_spells(known), horizon_months)
     cols = [c for c in _HISTORY_BASE if c in frame] + [r.key for r in rules]
     return frame[cols]
 
@@ -654,10 +888,11 @@ def rule_performance(book: Book,                # the book
                      lookback_months: int = 24, # month ends this far back are checked
                      history: pd.DataFrame | None = None, # `signal_history` output to reuse (rows with open outcomes are dropped)
                      level: float = 0.95,       # level of the precision interval
+                     con=None,                  # ibis backend for `signal_history`; None: the book's (a Book: the default DuckDB)
                     ) -> pd.DataFrame:
     "Precision (with interval), lift, recall and median lead time of each rule on the book's history before `as_of`."
     t, rules = as_timestamp(as_of), _rules_arg(rules)
-    if history is None: history = signal_history(book, as_of=t, rules=rules, horizon_months=horizon_months, lookback_months=lookback_months)
+    if history is None: history = signal_history(book, as_of=t, rules=rules, horizon_months=horizon_months, lookback_months=lookback_months, con=con)
     history = _usable(history, t, horizon_months, rules)
     return _performance(history, rules, level)
 
@@ -767,9 +1002,10 @@ def _given_probability(p, ids: pd.Index) -> pd.Series:
     if ((p < 0) | (p > 1)).any(): raise BookError("churn_probability must lie between 0 and 1")
     return p.groupby(level=0).last().reindex(ids)
 
-def _csm_names(book: Book, ids: pd.Series) -> pd.Series:
+def _csm_names(book: Book, ids: pd.Series, con=None) -> pd.Series:
     if book.csms is None: return ids
-    return ids.map(book.csms.set_index("csm_id")["name"]).fillna(ids)
+    csms = book.csms if isinstance(book.csms, pd.DataFrame) else execute(book.csms.select("csm_id", "name"), con)
+    return ids.map(csms.set_index("csm_id")["name"]).fillna(ids)
 
 def watch_list(book: Book,                 # the book
                *,
@@ -781,23 +1017,24 @@ def watch_list(book: Book,                 # the book
                flagged_only: bool = True,  # only accounts that trip a rule (False: every paying account)
                lang: str = "en",           # language of the reasons
                history: pd.DataFrame | None = None, # `signal_history` output to reuse (rows with open outcomes are dropped)
+               con=None,                   # ibis backend from `csbench.engine.connect`; None: the book's (a Book: the default DuckDB)
               ) -> pd.DataFrame:
     "Accounts to call: rules tripped, reasons in words, ARR at risk, renewal date, owner CSM, sorted by expected ARR loss."
     t, rules = as_timestamp(as_of), _rules_arg(rules)
     _require_tables(book, rules)
     signal_label("rule", lang)
-    snap = Snapshot(book, t)
-    cur, details = _features(snap, rules, horizon_months)
+    cur, details = _features(book, [t], rules, horizon_months, con=con)
     flags = cur.set_index("account_id")
     if churn_probability is not None:
         p, source = _given_probability(churn_probability, pd.Index(cur.account_id)).to_numpy(), "given"
     else:
-        if history is None: history = signal_history(book, as_of=t, rules=rules, horizon_months=horizon_months, lookback_months=lookback_months)
+        if history is None: history = signal_history(book, as_of=t, rules=rules, horizon_months=horizon_months, lookback_months=lookback_months,
+                                                     con=con)
         model = ChurnRiskModel().fit(_usable(history, t, horizon_months, rules))
         p, source = model.predict_proba(cur), "base_rate" if model.fallback_ else "model"
-    keys, texts = _reasons(flags, details, rules, lang, snap.currency)
+    keys, texts = _reasons(flags, details, rules, lang, book.meta.currency)
     out = cur.set_index("account_id")
-    out = out.assign(csm=_csm_names(book, out.csm_id), rules=keys, reasons=texts, p_churn=p,
+    out = out.assign(csm=_csm_names(book, out.csm_id, con), rules=keys, reasons=texts, p_churn=p,
                      expected_arr_loss=out.arr * p, p_source=source).reset_index()
     if flagged_only: out = out[out.n_rules > 0]
     cols = ["account_id", "account_name", "csm_id", "csm", "touch_model", "arr", "renewal_date", "n_rules", "rules", "reasons",

@@ -32,7 +32,7 @@ def assert_clean_error(r, *words):
 def test_help_lists_the_commands():
     r = invoke("--help")
     assert r.exit_code == 0
-    for cmd in ("report", "validate", "synth"): assert cmd in r.stdout
+    for cmd in ("report", "validate", "synth", "teach"): assert cmd in r.stdout
     for cmd in ("report", "validate", "synth"): assert invoke(cmd, "--help").exit_code == 0
 
 
@@ -106,6 +106,15 @@ def test_report_prints_the_index(config):
     assert (prov["lang"], prov["as_of"]) == ("ja", "2024-09-30")
 
 
+def test_report_kernel_option(config):
+    r = invoke("report", config, "--kernel", "fresh", "--no-progress")
+    assert r.exit_code == 0, r.output
+    prov = json.loads((Path(r.stdout.strip()).parent / "provenance.json").read_text())
+    assert prov["kernel"] == "fresh"
+    bad = invoke("report", config, "--kernel", "tepid")
+    assert bad.exit_code == 2 and "tepid" in bad.output
+
+
 def test_report_bad_period_and_bad_config(config):
     assert_clean_error(invoke("report", config, "--period", "2024Q5"), "period must be", "2024Q5")
     assert_clean_error(invoke("report", config.parent / "nope.yaml"), "No run config at")
@@ -159,3 +168,18 @@ def test_report_broken_book(config, tmp_path):
     subs.loc[0, "billing"] = "weekly"
     subs.to_csv(bad / "subscriptions.csv", index=False)
     assert_clean_error(invoke("report", config, "--data", bad), "subscriptions", "billing")
+
+
+def test_teach_export_writes_student_versions_and_keys(tmp_path):
+    from csbench.teach import is_solution
+    import nbformat
+    src = ROOT / "notebooks" / "teach"
+    n = len(list(src.glob("*.ipynb")))
+    r = invoke("teach", "export", src, tmp_path / "student", "--answer-key", tmp_path / "key")
+    assert r.exit_code == 0, r.output
+    assert f"wrote {n} student notebook(s)" in r.stdout
+    for p in (tmp_path / "student").glob("*.ipynb"):
+        assert not any(is_solution(c) for c in nbformat.read(p, as_version=4).cells), p.name
+    assert len(list((tmp_path / "key").glob("*.md"))) == n
+    bad = invoke("teach", "export", tmp_path / "nowhere", tmp_path / "s2")
+    assert bad.exit_code == 1 and "no folder" in bad.stderr and "Traceback" not in bad.output

@@ -364,3 +364,103 @@ def test_period_past_the_data_is_flagged(tiny, small_book):
     assert last < pd.Timestamp("2027-10-01")
     ja = run_report(tiny, period="2027Q4", lang="ja", progress=False)
     assert CJK.search(ja.warnings[0]) and ja.warnings[0] in ja.index.read_text()
+
+
+# --- warm kernels (the default) and fresh ones ----------------------------------------------------------------------
+
+RUN_TO_RUN = re.compile(r"0x[0-9a-f]+|ipykernel_\d+|T_[0-9a-f]{5}")  # differs run to run: addresses, the kernel's pid, Styler ids
+
+
+def report_outputs(folder: Path) -> dict:
+    "What a published report says, run to run: CSV bytes, headlines, and every executed notebook's outputs and counts."
+    prov = json.loads((folder / "provenance.json").read_text())
+    def cells(nb):
+        return [(c.execution_count, RUN_TO_RUN.sub("*", json.dumps([{k: v for k, v in o.items() if k != "execution_count"}
+                                                                     for o in c.outputs], sort_keys=True)))
+                for c in nb.cells if c.cell_type == "code"]
+    return {"csv": {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*.csv"))},
+            "headlines": {t["name"]: t["headlines"] for t in prov["templates"]},
+            "notebooks": {f.stem: cells(nbformat.read(f, as_version=4)) for f in sorted((folder / "notebooks").glob("*.ipynb"))}}
+
+
+def test_warm_and_fresh_kernels_give_the_same_report(tmp_path, small_data):
+    "Two real templates in one warm kernel (the churn drivers set a global warning filter) and each in a fresh one."
+    cfg = RunConfig(name="same", data=small_data, period="2024Q4", templates=("20_churn_drivers", "50_watch_list"),
+                    templates_dir=ROOT / "notebooks" / "reports", output=tmp_path / "out")
+    warm = run_report(replace(cfg, kernel="warm"), progress=False, jobs=1)
+    a = report_outputs(warm.path)
+    fresh = run_report(cfg, kernel="fresh", progress=False, jobs=2)
+    b = report_outputs(fresh.path)
+    assert a["csv"] and a["csv"] == b["csv"]  # byte for byte
+    assert a["headlines"] == b["headlines"] and a["headlines"]["50_watch_list"]
+    assert a["notebooks"] == b["notebooks"]   # every output, figures included, and execution counts from 1
+    assert [c for c, _ in a["notebooks"]["50_watch_list"]][:3] == [1, 2, 3]
+
+
+SETS = ("secret = 42\nimport os, sys, warnings, matplotlib, matplotlib.pyplot as plt, pandas as pd\n"
+        "matplotlib.rcParams['lines.linewidth'] = 9\npd.set_option('display.max_rows', 3)\n"
+        "warnings.filterwarnings('ignore', message='csbench test')\nos.chdir(os.path.expanduser('~'))\nsys.path.append('/nowhere')\n"
+        "fig = plt.figure()")
+LOOKS = ("import os, sys, warnings, matplotlib, matplotlib.pyplot as plt, pandas as pd\n"
+         "print('secret' in globals(), matplotlib.rcParams['lines.linewidth'], pd.get_option('display.max_rows'), plt.get_fignums(),\n"
+         "      os.path.basename(os.getcwd()), '/nowhere' in sys.path, len(warnings.filters), os.getpid())\n"
+         "warnings.warn('csbench test')")
+
+
+def test_warm_kernel_gives_each_template_a_fresh_state(tmp_path, small_data):
+    "What a template sets (a variable, rcParams, a pandas option, a warning filter, the folder, sys.path, a figure) is gone for the next."
+    tdir = tmp_path / "templates"
+    write_template(tdir, "10_sets", SETS, "print(os.getpid())")
+    write_template(tdir, "20_looks", LOOKS)
+    cfg = RunConfig(name="iso", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out")
+    seen = {}
+    for kernel in ("warm", "fresh"):
+        res = run_report(cfg, kernel=kernel, progress=False, jobs=1)
+        nbs = {n: nbformat.read(res.path / "notebooks" / f"{n}.ipynb", as_version=4) for n in ("10_sets", "20_looks")}
+        pid_sets = int(nbs["10_sets"].cells[-1].outputs[0].text)
+        [out, warning] = nbs["20_looks"].cells[-1].outputs
+        *state, pid_looks = out.text.split()
+        seen[kernel] = state, RUN_TO_RUN.sub("*", warning.text), (pid_sets == int(pid_looks))
+    assert seen["warm"][0][:6] == ["False", "1.5", "60", "[]", "templates", "False"]  # matplotlib's and pandas' defaults
+    assert seen["warm"][:2] == seen["fresh"][:2]  # the same filters, and the filtered warning shows again
+    assert "UserWarning: csbench test" in seen["warm"][1]
+    assert (seen["warm"][2], seen["fresh"][2]) == (True, False)  # one kernel for both templates, and one each
+
+
+def test_warm_kernel_is_replaced_after_a_failure_and_keep_going_runs_the_next(tmp_path, small_data):
+    tdir = tmp_path / "templates"
+    pid = "import os\nprint(os.getpid())"
+    write_template(tdir, "10_ok", "x = 'from 10'", pid)
+    write_template(tdir, "20_broken", pid, "raise ValueError('the churn table is empty')")
+    write_template(tdir, "30_next", pid, "print('x' in globals())")
+    cfg = RunConfig(name="warm", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out")
+    res = run_report(cfg, keep_going=True, progress=False, jobs=1)
+    assert (res.failed, [s.name for s in res.sections]) == (["20_broken"], ["10_ok", "20_broken", "30_next"])
+    assert "cell 3" in res.sections[1].error and "ValueError: the churn table is empty" in res.sections[1].error
+    out = {n: nbformat.read(res.path / "notebooks" / f"{n}.ipynb", as_version=4) for n in ("10_ok", "20_broken", "30_next")}
+    printed = {n: [o.text.strip() for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream"] for n, nb in out.items()}
+    pids = {n: int(p[0]) for n, p in printed.items()}
+    assert pids["10_ok"] == pids["20_broken"] != pids["30_next"]  # the failed template's kernel is not used again
+    assert printed["30_next"][1] == "False"
+    import psutil
+    assert not psutil.Process().children(recursive=True)  # every kernel has been stopped
+
+
+def test_kernel_is_warm_or_fresh(tiny, tmp_path):
+    with pytest.raises(ReportError, match="kernel must be one of warm, fresh; got 'hot'"):
+        replace(tiny, kernel="hot")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "r.yaml").write_text("name: r\ndata: book\nperiod: 2025Q4\nkernel: fresh\n")
+    assert RunConfig.from_yaml(tmp_path / "r.yaml").kernel == "fresh" and RunConfig.from_yaml(CONFIG).kernel == "warm"
+
+
+@pytest.mark.slow
+def test_quarterly_in_fresh_kernels_is_the_same_report(quarters, tmp_path):
+    "The whole quarterly report for 2025Q4 in fresh kernels, against the session's (warm kernels, the default)."
+    cfg, q3, q4 = quarters
+    out = tmp_path / "out"
+    shutil.copytree(q3.path, out / cfg.name / "2025Q3")  # the same previous report to compare with
+    fresh = run_report(replace(cfg, output=out), kernel="fresh", progress=False)
+    a, b = report_outputs(q4.path), report_outputs(fresh.path)
+    assert len(a["csv"]) >= 2 and a["csv"] == b["csv"]
+    assert a["headlines"] == b["headlines"] and a["notebooks"] == b["notebooks"]

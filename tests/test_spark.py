@@ -68,3 +68,13 @@ def test_lazy_parquet_book_on_spark_equals_pandas_book(tmp_path, spark):
                                   mrr_movements(book, as_of="2024-12-31", freq="Q", by="touch_model"))
     pd.testing.assert_frame_equal(retention_table(lazy, as_of="2024-12-31", kind="revenue"),
                                   retention_table(book, as_of="2024-12-31", kind="revenue"))
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, "2025-11-15"])
+def test_monthly_panel_equal(sample_book, spark, duck, as_of):
+    "The monthly panel (seven tables, range joins, windows) is the same on Spark and DuckDB, mid-month as_of included."
+    from csbench.frames import monthly_panel
+    a = monthly_panel(sample_book, as_of, con=duck)
+    b = monthly_panel(sample_book, as_of, con=spark)
+    assert len(a) > 20_000 and a.nps.notna().any() and a.churn_next_month.any()
+    pd.testing.assert_frame_equal(a, b)

@@ -65,7 +65,7 @@ bench: $(STAMP)  ## side-by-side benchmarks (ratios, peak RSS; table in benchmar
 	@rm -f benchmarks/out/results.jsonl
 	$(BIN)/python benchmarks/bench_projection.py
 	$(BIN)/python benchmarks/bench_survival.py
-	$(BIN)/python benchmarks/report_speed.py --repeat 2 --jobs 1 --no-profile
+	$(BIN)/python benchmarks/report_speed.py --repeat 2 --jobs 1 2
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/summary.py
 	$(BIN)/pytest -q -m slow

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import ibis
-from .book import Book, as_timestamp
+from .book import Book, as_timestamp, _KNOWN_AT
 from .schema import BookError, CHURN_REASONS
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -19,8 +19,8 @@ def _known(book: Book, t: pd.Timestamp, *tables: str) -> Book:
                 **{n: book.tables[n] for n in tables if n in book.tables}).truncate(t)
 
 # %% auto #0
-__all__ = ['DAYS_PER_MONTH', 'mrr_at', 'customer_spells', 'account_frame', 'known_table_expr', 'monthly_panel_expr',
-           'monthly_panel', 'survival_frame', 'churn_labels']
+__all__ = ['DAYS_PER_MONTH', 'mrr_at', 'customer_spells', 'account_frame', 'snapshot_grid', 'known_rows', 'known_table_expr',
+           'monthly_panel_expr', 'monthly_panel', 'survival_frame', 'churn_labels']
 
 # %% ../notebooks/03_frames.ipynb #3a41a9a8
 def mrr_at(subscriptions: pd.DataFrame,  # the subscriptions table
@@ -93,15 +93,20 @@ def account_frame(book: Book,   # the book
     return out.reset_index()
 
 # %% ../notebooks/03_frames.ipynb #37950359
-def _month_index(d: pd.Series) -> np.ndarray:
-    return (d.dt.year * 12 + d.dt.month - 1).to_numpy().astype("int64")
+def _month_index(d) -> np.ndarray:
+    "Month indexes (year * 12 + month - 1) of dates: a scalar, a Series or an index."
+    d = pd.DatetimeIndex(np.atleast_1d(d))
+    return (d.year * 12 + d.month - 1).to_numpy().astype("int64")
 
-def _month_end(k: np.ndarray) -> pd.DatetimeIndex:
-    return pd.to_datetime(pd.DataFrame({"year": k // 12, "month": k % 12 + 1, "day": 1})) + pd.offsets.MonthEnd(0)
+def snapshot_grid(days, # the snapshot days (dates or strings)
+                 ) -> pd.DataFrame:
+    "One row per snapshot: `at` (the end of that day is the cut) and `last_month`, the month index (year * 12 + month - 1) of the last month complete at `at`."
+    at = pd.DatetimeIndex(sorted({as_timestamp(d) for d in np.atleast_1d(np.asarray(days, dtype=object))}))
+    return pd.DataFrame({"at": at.astype("datetime64[ns]"), "last_month": _month_index(at + pd.Timedelta(days=1)) - 1})
 
 def _last_complete_month(t: pd.Timestamp) -> int:
-    "Month index (year * 12 + month - 1) of the last month complete at the end of day `t`."
-    return t.year * 12 + t.month - 1 - int((t + pd.Timedelta(days=1)).month == t.month)
+    "Month index of the last month complete at the end of day `t`."
+    return int(snapshot_grid([t]).last_month.iloc[0])
 
 def _month_of(d):
     "ibis: the month index of a date or timestamp column."
@@ -123,20 +128,31 @@ def _each_month(t, start, end, months):
     j = x.join(months, [months.k >= x._k0, months.k <= x._k1])
     return j.select(*(x[c] for c in t.columns), k=months.k)
 
+def _timestamps(t):
+    "ibis: `t` with every date column as a timestamp, so days compare alike on every backend and file format."
+    return t.mutate(**{c: t[c].cast("timestamp") for c, ty in t.schema().items() if ty.is_date() or ty.is_timestamp()})
+
+def known_rows(name: str, # the book table: usage, tickets, invoices, surveys, contacts, activities, milestones, health_scores
+               table,     # that table as an ibis Table (dates as timestamps)
+               grid,      # the snapshots (`snapshot_grid`) as an ibis Table
+              ):
+    "ibis: the rows of `table` known at each snapshot (`Book.truncate`'s rule, per snapshot) with its `at` and `last_month`; dates after `at` read as null."
+    if name not in _KNOWN_AT: raise BookError(f"no time gate for table {name!r}; known tables: {', '.join(_KNOWN_AT)}")
+    known, unknown_after = _KNOWN_AT[name]
+    if "at" in table.columns:   # activities, health_scores: their own date is `row_at` here, `at` is the snapshot
+        table, known = table.rename(row_at="at"), ("row_at" if known == "at" else known)
+    g = grid.select("at", "last_month")
+    j = table.join(g, _month_of(table[known]) <= g.last_month if name == "usage" else table[known] <= g.at)
+    return j.mutate(**{c: (j[c] > j.at).ifelse(ibis.null("timestamp"), j[c]) for c in unknown_after})
+
 def known_table_expr(name: str,  # the table's name in the Book: usage, tickets, invoices, surveys, contacts, activities, ...
                      table,      # the table as an ibis Table
                      as_of,      # the end of this day is the cut
                     ):
-    "`Book.truncate` of one table other than subscriptions, as an ibis expression: rows known at `as_of`, later facts unknown."
-    from csbench.book import _KNOWN_AT
-    t = as_timestamp(as_of)
-    known, unknown_after = _KNOWN_AT[name]
-    T = ibis.literal(t.to_pydatetime(), "timestamp")
-    if name == "usage": keep = _month_of(table[known]) <= _last_complete_month(t)   # a month is known once it is complete
-    else: keep = table[known].cast("timestamp") <= T
-    table = table.filter(keep)
-    return table.mutate(**{c: (table[c].cast("timestamp") > T).ifelse(ibis.null("timestamp"), table[c].cast("timestamp"))
-                           for c in unknown_after})
+    "`Book.truncate` of one table other than subscriptions, as an ibis expression: `known_rows` at the one snapshot `as_of`."
+    grid = ibis.memtable(snapshot_grid([as_of]))
+    j = known_rows(name, _timestamps(table), grid).drop("at", "last_month")
+    return j.rename(at="row_at") if "row_at" in j.columns else j
 
 _PANEL_TABLES = ("subscriptions", "usage", "tickets", "invoices", "surveys", "contacts", "activities")
 _PANEL_OWN = ("account_id", "month", "mrr", "open_p1p2", "oldest_p1p2_days", "days_overdue", "nps", "csat",

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from .book import Book, as_timestamp
+from .book import Book, add_months, as_timestamp
 from .frames import DAYS_PER_MONTH, customer_spells, mrr_at
 from .labels import font_context, format_money
 from .schema import BookError
 from .signals import (DEFAULT_RULES, applicable_rules, check_rules, signal_label, wilson_interval,
-                             _add_months, _book_at, _use_font)
+                             _book_at, _use_font)
 
 # %% auto #0
 __all__ = ['QUESTION_LABELS', 'LIFECYCLE_STAGES', 'MATURITY_DAYS', 'HUMAN_TOUCHES', 'MATURITY_LEVELS', 'EXAMPLE_MATURITY_ANSWERS',
@@ -515,7 +515,7 @@ def lifecycle_funnel(book: Book,                  # the book (needs milestones)
     dates["evaluation"] = acc.created_at
     dates["contract"] = first.start.reindex(acc.index)
     for st in ("onboarding", "adoption"): dates[st] = mi[ms[st]].reindex(acc.index) if ms[st] in mi else pd.NaT
-    anniv = _add_months(first.start, 12)
+    anniv = add_months(first.start, 12)
     renew = anniv.where((anniv <= t) & (first.end.isna() | (first.end > anniv)))
     rise = _first_rise(s).reindex(first.index)
     rise = rise.where(first.end.isna() | (rise < first.end))

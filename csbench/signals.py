@@ -10,20 +10,21 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import ibis
-from .book import Book, as_timestamp, _KNOWN_AT
+from .book import Book, _truncate_subscriptions, add_months, as_timestamp
 from .engine import LazyBook, default_backend, execute
-from .frames import DAYS_PER_MONTH, _book_tables, _days, _month_of, churn_labels, customer_spells, mrr_at
+from .frames import (DAYS_PER_MONTH, _book_tables, _days, _month_index, _month_of, _timestamps, known_rows,
+                            snapshot_grid, churn_labels, customer_spells, mrr_at)
 from .labels import LABELS, font_context, format_money
 from .schema import BookError, MissingTableError, Violation
 
 # %% auto #0
 __all__ = ['SIGNAL_LABELS', 'DEFAULT_RULES', 'DISCOUNT_BAND_EDGES', 'LOOKALIKE_KEYS', 'OUTCOMES', 'signal_label',
-           'wilson_interval', 'Snapshot', 'snapshot_grid', 'known_rows', 'paying_accounts_expr', 'RiskRule',
-           'UsageDrop', 'OpenCriticalTicket', 'PaymentOverdue', 'SponsorLost', 'RenewalDue', 'FirstYear', 'LowAdoption',
-           'NpsDetractor', 'applicable_rules', 'check_rules', 'signal_history', 'rule_performance',
-           'plot_rule_performance', 'ChurnRiskModel', 'watch_list', 'decile_capture', 'latest_data_date',
-           'watch_list_backtest', 'plot_decile_capture', 'discount_band', 'price_band_edges', 'deals', 'lookalikes',
-           'lookalike_summary', 'lookalike_story']
+           'wilson_interval', 'Snapshot', 'paying_accounts_expr', 'RiskRule', 'UsageDrop', 'OpenCriticalTicket',
+           'PaymentOverdue', 'SponsorLost', 'RenewalDue', 'FirstYear', 'LowAdoption', 'NpsDetractor',
+           'applicable_rules', 'check_rules', 'signal_history', 'rule_performance', 'plot_rule_performance',
+           'ChurnRiskModel', 'watch_list', 'decile_capture', 'latest_data_date', 'watch_list_backtest',
+           'plot_decile_capture', 'discount_band', 'price_band_edges', 'deals', 'lookalikes', 'lookalike_summary',
+           'lookalike_story']
 
 # %% ../notebooks/50_signals.ipynb #477a4107
 SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -139,33 +140,10 @@ def wilson_interval(k,                  # successes (scalar or array)
     return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
 
 # %% ../notebooks/50_signals.ipynb #125d92a5
-def _add_months(d: pd.Series, months) -> pd.Series:
-    "`d + pd.DateOffset(months=m)` row by row (day clipped to the month's end), vectorised."
-    m = d.dt.year.to_numpy() * 12 + d.dt.month.to_numpy() - 1 + np.asarray(months, dtype="int64")
-    first = pd.to_datetime(pd.DataFrame({"year": m // 12, "month": m % 12 + 1, "day": 1}))
-    day = np.minimum(d.dt.day.to_numpy(), first.dt.days_in_month.to_numpy())
-    return pd.Series((first + pd.to_timedelta(day - 1, unit="D")).to_numpy(), index=d.index)
-
-def _subscriptions_at(subs: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
-    "The subscriptions as known at `t` (the rule of `Book.truncate`, vectorised)."
-    s = subs[subs.start_date <= t].copy()
-    later = s.end_date.notna() & (s.end_date > t)
-    scheduled = _add_months(s.start_date, s.term_months).where(s.term_months > 1) if len(s) else s.end_date
-    s.loc[later, "end_date"] = scheduled[later]
-    s.loc[later & s.end_date.notna() & (s.end_date <= t), "end_date"] = pd.NaT
-    s.loc[later, "end_reason"] = None
-    return s
-
 def _book_at(book: Book, t: pd.Timestamp, tables=None) -> Book:
     "The book as known at the end of day `t`: accounts, subscriptions and the optional `tables` (None: all there are)."
     rest = {k: v for k, v in book.tables.items() if k not in ("accounts", "subscriptions") and (tables is None or k in (*tables, "csms"))}
-    cut = Book(book.meta, book.accounts, book.subscriptions.iloc[:0], validate=False, **rest).truncate(t)
-    other = {k: v for k, v in cut.tables.items() if k not in ("accounts", "subscriptions")}
-    return Book(book.meta, cut.accounts, _subscriptions_at(book.subscriptions, t).reset_index(drop=True), validate=False, **other)
-
-def _month_index(d) -> np.ndarray:
-    d = pd.DatetimeIndex(np.atleast_1d(d))
-    return (d.year * 12 + d.month - 1).to_numpy().astype("int64")
+    return Book(book.meta, book.accounts, book.subscriptions, validate=False, **rest).truncate(t)
 
 class Snapshot:
     "What was known at the end of day `at`: the book cut there, and one row per account paying that day."
@@ -208,16 +186,6 @@ _ACCOUNT_COLUMNS = ("mrr", "arr", "renewal_date", "first_start", "tenure_months"
                     "industry", "channel")
 _TRAITS = _ACCOUNT_COLUMNS[5:]
 
-def snapshot_grid(days, # the snapshot days (dates or strings)
-                 ) -> pd.DataFrame:
-    "One row per snapshot: `at` (the end of that day is the cut) and `last_month`, the month index (year * 12 + month - 1) of the last month complete at `at`."
-    at = pd.DatetimeIndex(sorted({as_timestamp(d) for d in np.atleast_1d(np.asarray(days, dtype=object))}))
-    return pd.DataFrame({"at": at.astype("datetime64[ns]"), "last_month": _month_index(at + pd.Timedelta(days=1)) - 1})
-
-def _timestamps(t):
-    "ibis: `t` with every date column as a timestamp, so days compare alike on every backend and file format."
-    return t.mutate(**{c: t[c].cast("timestamp") for c, ty in t.schema().items() if ty.is_date() or ty.is_timestamp()})
-
 def _grid_table(grid: pd.DataFrame):
     return _timestamps(ibis.memtable(grid[["at", "last_month"]].astype({"last_month": "int64"})))
 
@@ -229,19 +197,6 @@ def _engine_tables(book, rules, subscriptions=None) -> dict:
     return {n: _timestamps(t) for n, t in tb.items()}
 
 def _months(n) -> ibis.Expr: return ibis.interval(months=int(n))
-
-def known_rows(name: str, # the book table: usage, tickets, invoices, surveys, contacts, activities, milestones, health_scores
-               table,     # that table as an ibis Table
-               grid,      # the snapshots (`snapshot_grid`) as an ibis Table
-              ):
-    "ibis: the rows of `table` known at each snapshot (`Book.truncate`'s rule, per snapshot) with its `at` and `last_month`; dates after `at` read as null."
-    if name not in _KNOWN_AT: raise BookError(f"no time gate for table {name!r}; known tables: {', '.join(_KNOWN_AT)}")
-    known, unknown_after = _KNOWN_AT[name]
-    if "at" in table.columns:   # activities, health_scores: their own date is `row_at` here, `at` is the snapshot
-        table, known = table.rename(row_at="at"), ("row_at" if known == "at" else known)
-    g = grid.select("at", "last_month")
-    j = table.join(g, _month_of(table[known]) <= g.last_month if name == "usage" else table[known] <= g.at)
-    return j.mutate(**{c: (j[c] > j.at).ifelse(ibis.null("timestamp"), j[c]) for c in unknown_after})
 
 def paying_accounts_expr(tables: dict, # ibis tables: subscriptions and accounts at least (dates as timestamps)
                          grid,         # the snapshots (`snapshot_grid`) as an ibis Table
@@ -325,8 +280,6 @@ def _run(book, grid: pd.DataFrame, rules, *, con=None, subscriptions=None) -> tu
     return execute(out, con), cols
 
 # %% ../notebooks/50_signals.ipynb #1d9418d8
-def _ago(t: pd.Timestamp, months: int) -> pd.Timestamp: return t - pd.DateOffset(months=int(months))
-
 def _pct(x: float) -> str: return f"{abs(x) * 100:.0f}%"
 
 def _day(t) -> str: return "" if pd.isna(t) else pd.Timestamp(t).date().isoformat()
@@ -810,7 +763,7 @@ _SUB_COLUMNS = ("subscription_id", "account_id", "start_date", "end_date", "term
 
 def _known_subscriptions(book, t: pd.Timestamp, con=None) -> pd.DataFrame:
     "The subscriptions as known at `t`, in pandas (they also give the outcomes): a Book's cut in pandas, a LazyBook's in the engine."
-    if isinstance(book, Book): return _subscriptions_at(book.subscriptions, t)
+    if isinstance(book, Book): return _truncate_subscriptions(book.subscriptions, t)
     if not isinstance(book, LazyBook): raise BookError(f"expected a csbench Book or a LazyBook (csbench.engine.scan_book); got {type(book).__name__}")
     s = _timestamps(book.subscriptions)
     T, null = ibis.literal(t.to_pydatetime(), "timestamp"), ibis.null("timestamp")
@@ -1198,7 +1151,7 @@ def deals(book: Book,                          # the book
     out["price_band"] = _price_band(out.first_arr, edges)
     e = np.r_[np.nan, np.asarray(edges, float), np.nan]
     out["price_low"], out["price_high"] = e[out.price_band - 1], e[out.price_band]
-    out["first_renewal"], out["second_renewal"] = _add_months(out.start, 12), _add_months(out.start, 24)
+    out["first_renewal"], out["second_renewal"] = add_months(out.start, 12), add_months(out.start, 24)
     end = first.end.where(first.end <= t)
     out["churn_date"] = end
     out["outcome"] = np.select([end <= out.first_renewal, out.first_renewal > t, end <= out.second_renewal],
@@ -1226,7 +1179,7 @@ def _target_keys(book: Book, account_id: str, t: pd.Timestamp, d: pd.DataFrame, 
     "The account's keys from its current contract (or its first deal when it no longer pays)."
     acc = book.accounts.set_index("account_id")
     if account_id not in acc.index: raise BookError(f"No account {account_id!r} in book '{book.meta.name}'")
-    s = _subscriptions_at(book.subscriptions, t)
+    s = _truncate_subscriptions(book.subscriptions, t)
     run = s[(s.account_id == account_id) & (s.start_date <= t) & (s.end_date.isna() | (s.end_date > t))]
     mine = d[d.account_id == account_id]
     edges = d.attrs.get("price_edges", tuple(np.unique(np.r_[d.price_low.dropna(), d.price_high.dropna()])))

@@ -409,21 +409,66 @@ def _csbench_warm():
                 sys.modules["pandas"].reset_option("all")
         gc.collect()  # the figures and other cycles the template left, then what is left (modules, their caches) lives
         gc.freeze()   # as long as the kernel: out of later collections, which would go through it every time
-    m.reset = reset
+    def preload(names, m=m):
+        "Import `names` now (what the templates will import), so that the templates find them imported."
+        import importlib
+        for name in names:
+            try: importlib.import_module(name)
+            except Exception: pass  # the template that imports it shows the error
+        m.reset()                   # then back to a fresh kernel's state, as before every later template
+    m.reset, m.preload = reset, preload
     sys.modules[m.__name__] = m
 _csbench_warm()
 del _csbench_warm
 '''
 _WARM_RESET = '__import__("_csbench_warm").reset()'
 
+# Libraries csbench imports only inside the analyses that need them (each takes 0.2-1.3 s to import). A warm kernel
+# imports what the templates import, and these when a template uses csbench, while the runner reads the book: one
+# template's imports then cost the others nothing, as in any warm kernel, and none of them waits for them.
+_LAZY_IMPORTS = ("sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection", "scipy.stats", "scipy.optimize",
+                 "lifelines", "seaborn", "matplotlib.pyplot")
+
+def _template_imports(templates) -> list[str]:
+    "The modules the templates' code cells import (absolute imports; IPython magics read as IPython does), then `_LAZY_IMPORTS` if one is csbench's."
+    import ast
+    import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
+    names, ipython = {}, TransformerManager()
+    for t in templates:
+        for cell in nbformat.read(t, as_version=4).cells:
+            if cell.cell_type != "code": continue
+            try: tree = ast.parse(ipython.transform_cell(cell.source))
+            except SyntaxError: continue  # the template fails there itself
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import): names.update((a.name, None) for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module: names[node.module] = None
+    if any(n.split(".")[0] == "csbench" for n in names): names.update(dict.fromkeys(_LAZY_IMPORTS))
+    return [n for n in names if n != "__future__"]
+
 class _WarmKernel:
     "One kernel that runs templates one after another, back to a fresh kernel's state before each; replaced after a failure."
-    def __init__(self, kernels: _Kernels, cwd: Path, timeout: float = 60):
+    def __init__(self, kernels: _Kernels, cwd: Path, timeout: float = 60, preload: list[str] = ()):
         self.kernels, self.cwd, self.timeout, self.km, self.kc, self.used = kernels, cwd, timeout, None, None, False
+        self.preload, self._starting = list(preload), None
+
+    def start_soon(self) -> _WarmKernel:
+        "Start the kernel (and import what the templates will import) in a thread: the runner meanwhile reads the book."
+        def start():
+            try: self.start()
+            except Exception: self.close()  # a kernel that cannot start: the first template tries again and shows why
+        self._starting = threading.Thread(target=start, name="csbench-kernel-start", daemon=True)
+        self._starting.start()
+        return self
+
+    def _started(self) -> None:
+        if self._starting is not None: self._starting.join()
+        self._starting = None
 
     def execute(self, template: Path, out: Path, parameters: dict):
         "Run `template` as `_execute` does, in this kernel (started, or reset, first)."
         from jupyter_core.utils import run_sync
+        self._started()
         try:
             if self.km is not None and (self.used or template.parent != self.cwd):
                 try: run_sync(self._silently)(_WARM_RESET) if template.parent == self.cwd else self.close()
@@ -449,6 +494,7 @@ class _WarmKernel:
         await self.kc.wait_for_ready(timeout=self.timeout)
         self.kc.allow_stdin = False
         await self._silently(_WARM_START)
+        if self.preload: await self._silently(f'__import__("_csbench_warm").preload({self.preload!r})')
 
     async def _silently(self, code: str) -> None:
         "Run `code` in the kernel without output or history; raise if it fails."
@@ -466,6 +512,7 @@ class _WarmKernel:
 
     def close(self) -> None:
         "Stop the kernel at once (as papermill's shutdown_kernel='immediate')."
+        if self._starting is not None and self._starting is not threading.current_thread(): self._started()
         km, kc, self.km, self.kc = self.km, self.kc, None, None
         if kc is not None: kc.stop_channels()
         if km is None: return
@@ -881,31 +928,36 @@ def _run_one(template: Path, params_at: int, build: Path, params: dict, pages: _
     if nb is not None and not kernels.stopped: pages.write(nb, sec, template, build / sec.page, _utcnow())
     return sec
 
+def _jobs(jobs: int | None, plan: list) -> int: return max(1, min(jobs or os.cpu_count() or 1, len(plan)))
+
+def _warm_kernels(plan: list, jobs: int | None, kernels: _Kernels) -> list[_WarmKernel]:
+    "One warm kernel per job, starting now in the background, each importing what the templates import."
+    preload = _template_imports([t for t, _ in plan])
+    return [_WarmKernel(kernels, plan[0][0].parent, preload=preload).start_soon() for _ in range(_jobs(jobs, plan))]
+
 def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bool, progress: bool, jobs: int | None,
-             kernel: str = "warm") -> list[Section]:
-    "Run the templates of `plan` [(path, parameters-cell index)] in `jobs` workers, each taking the next template in turn; Sections in plan order."
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(plan)))
-    kernels, lock, halt = _Kernels(), threading.Lock(), threading.Event()
+             kernels: _Kernels | None = None, warm: list[_WarmKernel] | None = None) -> list[Section]:
+    """Run the templates of `plan` [(path, parameters-cell index)] in `jobs` workers, each taking the next template in turn; Sections in plan order.
+    With `warm` (from `_warm_kernels`), worker i runs its templates in kernel i, reset between them; else each template gets a kernel of its own."""
+    jobs = len(warm) if warm else _jobs(jobs, plan)
+    kernels, lock, halt = kernels or _Kernels(), threading.Lock(), threading.Event()
     pages = _Pages(run, params["lang"], kernels)
     todo = [(tpl, at, Future()) for tpl, at in plan]
     futures = [f for *_, f in todo]
-    def worker():  # at most `jobs` kernels at once: with kernel='warm', each worker's own, reset between its templates
-        warm = _WarmKernel(kernels, plan[0][0].parent) if kernel == "warm" else None
+    def worker(i):  # at most `jobs` kernels at once
+        warm_i = warm[i] if warm else None
         try:
-            if warm:
-                try: warm.start()  # while papermill and nbconvert are imported; a failure shows on the first template
-                except Exception: warm.close()
             while not halt.is_set():
                 with lock:
                     if not todo: return
                     tpl, at, fut = todo.pop(0)
                 if not fut.set_running_or_notify_cancel(): continue
-                try: fut.set_result(_run_one(tpl, at, build, params, pages, kernels, warm))
+                try: fut.set_result(_run_one(tpl, at, build, params, pages, kernels, warm_i))
                 except BaseException as e: fut.set_exception(e)
         finally:
-            if warm: warm.close()
+            if warm_i: warm_i.close()
     import jupyter_client.manager, jupyter_core.utils  # here: a worker importing them while papermill does may get them half-imported
-    workers = [threading.Thread(target=worker, name=f"csbench-report-{i}", daemon=True) for i in range(jobs)]
+    workers = [threading.Thread(target=worker, args=(i,), name=f"csbench-report-{i}", daemon=True) for i in range(jobs)]
     for w in workers: w.start()
     done = {}
     try:
@@ -969,6 +1021,20 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
     cfg = _as_config(config, period, data, lang, kernel)
     start, as_of = period_bounds(cfg.period)
     plan = [(t, _parameters_cell(t)) for t in find_templates(cfg)]
+    import jupyter_client.manager, jupyter_core.utils  # before the kernels' threads use them
+    kernels = _Kernels()
+    warm = _warm_kernels(plan, jobs, kernels) if cfg.kernel == "warm" else None  # they start while the book is read
+    try: return _run_and_publish(cfg, plan, start, as_of, started, t_run, keep_going=keep_going, progress=progress, jobs=jobs,
+                                 kernels=kernels, warm=warm)
+    except BaseException:
+        kernels.stop()  # interrupted or failed before or while the templates ran: no kernel outlives the run
+        raise
+    finally:
+        for w in warm or (): w.close()
+
+def _run_and_publish(cfg: RunConfig, plan: list, start, as_of, started: str, t_run: float, *, keep_going: bool, progress: bool,
+                     jobs: int | None, kernels: _Kernels, warm: list | None) -> ReportResult:
+    "`run_report` once its kernels are starting: read the book, run the templates into a build folder, publish it."
     book = Book.read(cfg.data)
     warns = _coverage_warnings(book, cfg.period, as_of, cfg.lang)
     params = {"data": str(cfg.data), "period": cfg.period, "as_of": as_of.date().isoformat(), "lang": cfg.lang}
@@ -982,7 +1048,7 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
         build = _new_dir(folder, f".{cfg.period}.build-")
         try:
             _write_snapshot(book, build / _SNAPSHOT, cfg.data, run["fingerprint"])
-            sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs, kernel=cfg.kernel)
+            sections = _run_all(plan, build, params, run, keep_going=keep_going, progress=progress, jobs=jobs, kernels=kernels, warm=warm)
             shutil.rmtree(build / _SNAPSHOT)  # no copy of the data is published or kept
             bad = next((s for s in sections if s.error), None)
             if bad and not keep_going:

@@ -446,6 +446,29 @@ def test_warm_kernel_is_replaced_after_a_failure_and_keep_going_runs_the_next(tm
     assert not psutil.Process().children(recursive=True)  # every kernel has been stopped
 
 
+def test_warm_kernel_imports_what_the_templates_import_before_they_run(tmp_path, small_data):
+    "The kernel imports the templates' modules (and csbench's lazy ones when a template uses csbench) while the book is read."
+    from csbench.report import _LAZY_IMPORTS, _template_imports
+    tdir = tmp_path / "templates"
+    plain = write_template(tdir, "10_plain", "import json, os.path as osp\nfrom textwrap import dedent\n%matplotlib inline",
+                           "def f():\n    import colorsys\n    from . import nothing  # relative: left out\n    return colorsys")
+    assert _template_imports([plain]) == ["json", "os.path", "textwrap", "colorsys"]  # the magic's cell is skipped
+    uses = write_template(tdir, "20_uses", "from csbench.revenue import mrr_movements",
+                          "import module_that_is_not_installed  # fails in its own cell, not before")
+    assert _template_imports([plain, uses]) == ["json", "os.path", "textwrap", "colorsys", "csbench.revenue",
+                                                "module_that_is_not_installed", *_LAZY_IMPORTS]
+    write_template(tdir, "30_looks", "import sys\nprint(sorted(m for m in ('colorsys', 'csbench.revenue', 'lifelines') if m in sys.modules))")
+    cfg = RunConfig(name="pre", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out",
+                    templates=("10_plain", "30_looks"))
+    res = run_report(cfg, progress=False, jobs=1)
+    looks = nbformat.read(res.path / "notebooks" / "30_looks.ipynb", as_version=4).cells[-1].outputs[0].text
+    assert looks.strip() == "['colorsys']"   # only what these templates import: no csbench, so none of its lazy imports
+    res = run_report(replace(cfg, templates=("20_uses", "30_looks")), progress=False, jobs=1, keep_going=True)
+    assert res.failed == ["20_uses"] and "ModuleNotFoundError: No module named 'module_that_is_not_installed'" in res.sections[0].error
+    looks = nbformat.read(res.path / "notebooks" / "30_looks.ipynb", as_version=4).cells[-1].outputs[0].text
+    assert {"csbench.revenue", "lifelines"} <= set(eval(looks))
+
+
 def test_kernel_is_warm_or_fresh(tiny, tmp_path):
     with pytest.raises(ReportError, match="kernel must be one of warm, fresh; got 'hot'"):
         replace(tiny, kernel="hot")

@@ -12,7 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 # %% auto #0
-__all__ = ['app', 'teach_app', 'Lang', 'Kernel', 'Format', 'main', 'validate', 'synth', 'report', 'teach_export']
+__all__ = ['app', 'teach_app', 'Lang', 'Kernel', 'Format', 'main', 'validate', 'synth', 'report', 'teach_export',
+           'teach_collapse']
 
 # %% ../notebooks/61_cli.ipynb #1b452a5b
 app = typer.Typer(name="csbench", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -146,3 +147,11 @@ def teach_export(src: Annotated[Path, typer.Argument(help="Folder of the trainer
     except (FileNotFoundError, ValueError) as e: _fail(str(e))
     typer.echo(f"wrote {len(paths)} student notebook(s) to {out} (solution cells removed, outputs cleared)")
     if answer_key: typer.echo(f"answer keys in {answer_key}")
+
+@teach_app.command("collapse")
+def teach_collapse(src: Annotated[Path, typer.Argument(help="Folder of the trainer's notebooks, e.g. notebooks/teach (changed in place).")]):
+    "Collapse the solution cells of the notebooks in SRC again (nbdev-clean drops the flag JupyterLab reads)."
+    from csbench.teach import collapse_folder
+    try: paths = collapse_folder(src)
+    except (FileNotFoundError, ValueError) as e: _fail(str(e))
+    typer.echo(f"collapsed the solution cells of {len(paths)} notebook(s) in {src}")

@@ -4,7 +4,6 @@
 
 # %% ../notebooks/62_teach.ipynb #4428c93d
 from __future__ import annotations
-import argparse
 import copy
 import difflib
 import math
@@ -19,7 +18,8 @@ from .labels import GLOSSARY
 
 # %% auto #0
 __all__ = ['VERDICTS', 'LANGS', 'TEACH_GLOSSARY', 'SOLUTION_TAG', 'Feedback', 'strict_default', 'check', 'Exercise', 'Glossary',
-           'glossary', 'is_solution', 'student_notebook', 'collapse_solutions', 'answer_key', 'export_student', 'main']
+           'glossary', 'is_solution', 'student_notebook', 'collapse_solutions', 'answer_key', 'export_student',
+           'collapse_folder', 'main']
 
 # %% ../notebooks/62_teach.ipynb #98552e72
 VERDICTS = ("right", "close", "wrong", "unanswered")
@@ -456,31 +456,19 @@ def export_student(src_dir,             # folder with the trainer's notebooks
     return written
 
 # %% ../notebooks/62_teach.ipynb #58a39c31
+def collapse_folder(src, # folder of the trainer's notebooks
+                   ) -> list[Path]:
+    "Collapse the solution cells of every notebook in `src` again, in place (after `nbdev-clean` dropped JupyterLab's flag)."
+    paths = _notebooks(Path(src))
+    for p in paths: nbformat.write(collapse_solutions(nbformat.read(p, as_version=4)), p)
+    return paths
+
 def main(argv=None, # command-line arguments (default sys.argv[1:])
         ) -> int:
-    "Command line: `export SRC OUT [--answer-key DIR]`, `collapse SRC`."
-    ap = argparse.ArgumentParser(prog="python -m csbench.teach", description="Teaching notebooks: student export without solutions.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("export", help="write student versions: solution cells removed, outputs cleared")
-    ex.add_argument("src", help="folder with the trainer's notebooks, e.g. notebooks/teach")
-    ex.add_argument("out", help="folder for the student versions, e.g. build/teach-student")
-    ex.add_argument("--answer-key", dest="answer_key", default=None, help="also write markdown answer keys to this folder")
-    co = sub.add_parser("collapse", help="collapse the source of the solution cells of every notebook in SRC (in place)")
-    co.add_argument("src")
-    a = ap.parse_args(argv)
-    try:
-        if a.command == "export":
-            paths = export_student(a.src, a.out, answer_key_dir=a.answer_key)
-            print(f"wrote {len(paths)} student notebook(s) to {a.out} (solution cells removed, outputs cleared)")
-            if a.answer_key: print(f"answer keys in {a.answer_key}")
-        else:
-            for p in _notebooks(Path(a.src)):
-                nb = nbformat.read(p, as_version=4)
-                nbformat.write(collapse_solutions(nb), p)
-            print(f"collapsed the solution cells in {a.src}")
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    "`python -m csbench.teach export SRC OUT [--answer-key DIR]` or `collapse SRC`: the same commands as `csbench teach`."
+    from csbench.cli import teach_app
+    try: teach_app(args=argv, prog_name="python -m csbench.teach")
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     return 0
 
 if __name__ == "__main__" and Path(sys.argv[0]).stem == "teach": sys.exit(main())

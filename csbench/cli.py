@@ -108,6 +108,8 @@ def _sigterm_interrupts():
 @app.command()
 def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. reports/quarterly.yaml.")],
            period: Annotated[Optional[str], typer.Option(help="Period: 2025Q4, 2025-12 or 2025 (default: the config's).")] = None,
+           as_of: Annotated[Optional[str], typer.Option(help="Report as of this day inside the period, e.g. 2026-02-15 for quarter to date "
+                                                             "(default: the config's as_of, else the period's last day).")] = None,
            data: Annotated[Optional[Path], typer.Option(help="Book folder or .duckdb file (default: the config's); must lie in the config's data roots.")] = None,
            lang: Annotated[Optional[Lang], typer.Option(help="Language of the report (default: the config's).")] = None,
            keep_going: Annotated[bool, typer.Option("--keep-going", help="Run the other templates when one fails; mark it on the index.")] = False,
@@ -121,7 +123,7 @@ def report(config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. re
     with _sigterm_interrupts():
         try: res = run_report(config, period=period, data=data, lang=lang.value if lang else None,
                               keep_going=keep_going, jobs=jobs, progress=progress,
-                              kernel=kernel.value if kernel else None)
+                              kernel=kernel.value if kernel else None, as_of=as_of)
         except (ReportError, BookError) as e: _fail(str(e))
         except KeyboardInterrupt as e:
             how = "SIGTERM" if e.args == ("SIGTERM",) else "SIGINT"

@@ -75,6 +75,7 @@ class RunConfig:
     data: Path                                      # book folder (CSV/Parquet + book.yaml) or .duckdb file
     period: str                                     # '2025Q4', '2025-12' or '2025'
     lang: str = "en"                                # 'en' or 'ja'
+    as_of: str | None = None                        # a day inside the period to report as of (e.g. quarter to date); None: its last day
     templates: tuple = ()                           # template names (file stems) in order; empty: all in templates_dir
     templates_dir: Path = Path("notebooks/reports") # folder of the template notebooks
     output: Path = Path("reports/out")              # root folder of published reports
@@ -89,7 +90,17 @@ class RunConfig:
         if self.lang not in LANGS: raise ReportError(f"lang must be one of {', '.join(LANGS)}; got {self.lang!r}")
         if self.kernel not in KERNELS: raise ReportError(f"kernel must be one of {', '.join(KERNELS)}; got {self.kernel!r}")
         self.period = str(self.period).strip().upper()
-        period_bounds(self.period)
+        start, end = period_bounds(self.period)
+        if self.as_of is not None and str(self.as_of).strip() != "":
+            try: t = pd.Timestamp(str(self.as_of).strip())
+            except (ValueError, TypeError): t = pd.NaT
+            if pd.isna(t) or t != t.normalize() or t.tz is not None:
+                raise ReportError(f"as_of must be a date like '{end.date()}'; got {self.as_of!r}")
+            if not start <= t <= end:
+                raise ReportError(f"as_of {t.date()} lies outside period {self.period} ({start.date()} to {end.date()}); "
+                                  "give a day inside the period, or leave as_of out for its last day")
+            self.as_of = t.date().isoformat()
+        else: self.as_of = None
         if isinstance(self.templates, str): self.templates = (self.templates,)
         self.templates = tuple(str(t).removesuffix(".ipynb") for t in (self.templates or ()))
         bad = [t for t in self.templates if not _NAME.fullmatch(t)]
@@ -98,6 +109,11 @@ class RunConfig:
         if isinstance(self.data_roots, (str, Path)): self.data_roots = (self.data_roots,)
         self.data_roots = tuple(_abs(r) for r in self.data_roots or ())
         if self.output_root is not None: self.output_root = _abs(self.output_root)
+
+    def bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        "The period's first day and the day the report stands on (`as_of`, else the period's last day)."
+        start, end = period_bounds(self.period)
+        return start, pd.Timestamp(self.as_of) if self.as_of else end
 
     def check_paths(self, *keys: str, given: dict | None = None) -> RunConfig:
         "Refuse a path outside its roots: `data`, `templates_dir` in `data_roots`, `output` in `output_root`; self."
@@ -981,10 +997,11 @@ def _run_all(plan: list, build: Path, params: dict, run: dict, *, keep_going: bo
     pages.wait()
     return [done[t.stem] for t, _ in plan if t.stem in done]
 
-def _as_config(config, period, data, lang, kernel=None) -> RunConfig:
+def _as_config(config, period, data, lang, kernel=None, as_of=None) -> RunConfig:
     "The run config with the caller's overrides; an overriding book must lie in the config's data roots."
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_yaml(config)
-    over = {k: v for k, v in dict(period=period, data=data, lang=lang, kernel=kernel).items() if v is not None}
+    over = {k: v for k, v in dict(period=period, data=data, lang=lang, kernel=kernel, as_of=as_of).items() if v is not None}
+    if period is not None and as_of is None: over["as_of"] = None  # another period: its own last day, not the config's as_of
     if not over: return cfg
     cfg = replace(cfg, **over)
     return cfg.check_paths("data", given={"data": data}) if data is not None else cfg
@@ -1015,11 +1032,12 @@ def run_report(config: RunConfig | str | Path, # a RunConfig or the path of its 
                progress: bool = True,          # show a progress bar (never in CI or when stderr is not a terminal)
                jobs: int | None = None,        # templates run at once; default: one per CPU
                kernel: str | None = None,      # override the config's kernel: 'warm' (one per job, reset between templates) or 'fresh' (one per template)
+               as_of: str | None = None,       # report as of this day inside the period (e.g. quarter to date); default: the config's, else the period's last day
               ) -> ReportResult:
     "Run the report's templates on its book for one period and publish HTML pages, index and provenance."
     started, t_run = _utcnow(), time.perf_counter()
-    cfg = _as_config(config, period, data, lang, kernel)
-    start, as_of = period_bounds(cfg.period)
+    cfg = _as_config(config, period, data, lang, kernel, as_of)
+    start, as_of = cfg.bounds()
     plan = [(t, _parameters_cell(t)) for t in find_templates(cfg)]
     import jupyter_client.manager, jupyter_core.utils  # before the kernels' threads use them
     kernels = _Kernels()

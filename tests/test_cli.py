@@ -122,6 +122,23 @@ def test_report_bad_period_and_bad_config(config):
     assert_clean_error(invoke("report", config), "unknown key(s) language")
 
 
+def test_report_as_of_option(config):
+    "--as-of: a day inside the period (quarter to date); the template gets it and the provenance records it."
+    r = invoke("report", config, "--as-of", "2024-11-15", "--no-progress")
+    assert r.exit_code == 0, r.output
+    index = Path(r.stdout.strip())
+    prov = json.loads((index.parent / "provenance.json").read_text())
+    assert (prov["period"], prov["as_of"], prov["parameters"]["as_of"]) == ("2024Q4", "2024-11-15", "2024-11-15")
+    nb = nbformat.read(index.parent / "notebooks" / "10_ok.ipynb", as_version=4)
+    assert nb.cells[-1].outputs[0].text.split() == ["2024Q4", "2024-11-15", "en"]
+    assert_clean_error(invoke("report", config, "--as-of", "2025-01-15"), "as_of 2025-01-15 lies outside period 2024Q4")
+    assert_clean_error(invoke("report", config, "--as-of", "15/11/2024x"), "as_of must be a date like '2024-12-31'")
+    config.write_text(config.read_text() + "as_of: 2024-12-01\n")   # in the YAML; another --period drops it
+    r = invoke("report", config, "--period", "2024Q3", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert json.loads((Path(r.stdout.strip()).parent / "provenance.json").read_text())["as_of"] == "2024-09-30"
+
+
 def hashes(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 

@@ -469,6 +469,20 @@ def test_warm_kernel_imports_what_the_templates_import_before_they_run(tmp_path,
     assert {"csbench.revenue", "lifelines"} <= set(eval(looks))
 
 
+def test_run_config_as_of(tmp_path):
+    "as_of: a date inside the period, ISO; bounds() gives (period start, as_of); a YAML key like the others."
+    cfg = RunConfig(name="q", data=tmp_path, period="2026q1", as_of="2026-02-15")
+    assert (cfg.as_of, cfg.bounds()) == ("2026-02-15", (pd.Timestamp("2026-01-01"), pd.Timestamp("2026-02-15")))
+    assert RunConfig(name="q", data=tmp_path, period="2026Q1").bounds()[1] == pd.Timestamp("2026-03-31")
+    assert RunConfig(name="q", data=tmp_path, period="2026Q1", as_of="").as_of is None
+    for bad, msg in [("2026-04-01", "lies outside period 2026Q1 (2026-01-01 to 2026-03-31)"), ("2026-02-30", "must be a date"),
+                     ("2026-02-15 10:30", "must be a date"), ("soon", "must be a date like '2026-03-31'")]:
+        with pytest.raises(ReportError, match=re.escape(msg)): RunConfig(name="q", data=tmp_path, period="2026Q1", as_of=bad)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "r.yaml").write_text("name: r\ndata: book\nperiod: 2026Q1\nas_of: 2026-02-15\n")
+    assert RunConfig.from_yaml(tmp_path / "r.yaml").as_of == "2026-02-15"   # YAML reads the date as a date
+
+
 def test_kernel_is_warm_or_fresh(tiny, tmp_path):
     with pytest.raises(ReportError, match="kernel must be one of warm, fresh; got 'hot'"):
         replace(tiny, kernel="hot")

@@ -239,15 +239,24 @@ def _metrics(book, tb: dict, t: pd.Timestamp, k_max: int, con) -> list[str]:
                               "rename those metrics in the usage table")
     return metrics
 
+def _panel_tables(tables) -> tuple:
+    "The book tables a panel joins: subscriptions and `tables` (None: every activity table)."
+    if tables is None: return _PANEL_TABLES
+    names = [tables] if isinstance(tables, str) else list(tables)
+    unknown = [n for n in names if n not in _PANEL_TABLES or n == "subscriptions"]
+    if unknown: raise ValueError(f"tables: {unknown} are not activity tables of the panel; choose from {list(_PANEL_TABLES[1:])}")
+    return ("subscriptions", *(n for n in _PANEL_TABLES if n in names))
+
 def monthly_panel_expr(book,     # a Book, or a LazyBook from `csbench.engine.scan_book`
                        as_of,    # only months complete by this date are included
                        *,
                        con=None, # backend used to look up the usage metrics of a LazyBook (default: where its tables live)
+                       tables=None, # activity tables to join (e.g. ["usage"]); None: all the book has
                       ):
     "`monthly_panel` as an ibis expression, unsorted: to aggregate further in the engine or write out (`con.to_parquet`)."
     t = as_timestamp(as_of)
     k_max = _last_complete_month(t)
-    tb = _book_tables(book, _PANEL_TABLES)
+    tb = _book_tables(book, _panel_tables(tables))
     if "subscriptions" not in tb: raise BookError("monthly_panel needs the subscriptions table")
     from csbench.engine import execute
     from csbench.revenue import known_subscriptions_expr
@@ -267,10 +276,11 @@ def monthly_panel(book,        # a Book, or a LazyBook from `csbench.engine.scan
                   as_of,       # only months complete by this date are included
                   *,
                   con=None,    # ibis backend from `csbench.engine.connect`; where the book's tables live (or embedded DuckDB) when None
+                  tables=None, # activity tables to join, e.g. ["usage"] for MRR and usage only (faster); None: all the book has
                  ) -> pd.DataFrame:
     "Account x month panel at month ends: MRR, usage, tickets, overdue days, surveys, sponsor, touches."
     from csbench.engine import execute
-    out = execute(monthly_panel_expr(book, as_of, con=con), con)
+    out = execute(monthly_panel_expr(book, as_of, con=con, tables=tables), con)
     for c in out.columns.drop(["account_id", "month", "churn_next_month"]):
         if c in ("open_p1p2", "days_overdue", "touches"): out[c] = out[c].astype("int64")
         elif c == "sponsor_present": out[c] = out[c].astype(bool)

@@ -693,14 +693,19 @@ def _loss_grad(theta, R, Z, y, v, lam, h, n_total):
     if q: grad[1 + p + has_c:] = (Z.T @ g) / n_total
     return loss, grad
 
-def _fit_theta(R, Z, y, v, lam, h, bounds, theta0):
+# Stopping rules: the reported fit is solved tightly; a fold of the prior-strength search or a bootstrap replicate only
+# feeds a mean log loss or a percentile, where the looser rule moves weights by about 0.02 points in 100 (the sample's
+# 18 components) and saves a third of the iterations.
+_TIGHT, _LOOSE = {"ftol": 1e-13, "gtol": 1e-8}, {"ftol": 1e-10, "gtol": 1e-6}
+
+def _fit_theta(R, Z, y, v, lam, h, bounds, theta0, tol=_TIGHT):
     "Minimise `_loss_grad` from theta0 (L-BFGS-B with the sign bounds)."
     n_total = max(v.sum(), 1e-12)
     keep = v > 0
     R, Z = np.asfortranarray(R[keep]), np.asfortranarray(Z[keep])     # column-major: both products with R run faster
     y, v = y[keep], v[keep]
     res = minimize(_loss_grad, theta0, args=(R, Z, y, v, lam, h, n_total), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
+                   options={"maxiter": 1000, **tol})
     return res.x
 
 def _eta(theta, R, Z, p, has_c):
@@ -846,7 +851,7 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
                 eta_oof = np.empty(len(y01))
                 for k, (tr, te) in enumerate(folds):
                     v = np.bincount(inv[tr], minlength=len(U)).astype(float)
-                    th = _fit_theta(Ru, Zu, yu, v, lam_, h, bounds, thetas.get(k, theta0))
+                    th = _fit_theta(Ru, Zu, yu, v, lam_, h, bounds, thetas.get(k, theta0), _LOOSE)
                     thetas[k] = th
                     eta_oof[te] = _eta(th, Ru, Zu, p, has_c)[inv[te]]
                 ll = [_log_loss(eta_oof[te], y01[te], np.ones(len(te))) for _, te in folds]
@@ -867,7 +872,7 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
                 oof_eta = np.empty(len(y01))
                 for tr, te in folds:
                     v = np.bincount(inv[tr], minlength=len(U)).astype(float)
-                    oof_eta[te] = _eta(_fit_theta(Ru, Zu, yu, v, lam, h, bounds, theta), Ru, Zu, p, has_c)[inv[te]]
+                    oof_eta[te] = _eta(_fit_theta(Ru, Zu, yu, v, lam, h, bounds, theta, _LOOSE), Ru, Zu, p, has_c)[inv[te]]
             shift, scale = _platt(oof_eta, y01)
         self.calibration_ = (shift, scale)
         self.theta_ = theta
@@ -884,7 +889,7 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
             for _ in range(int(self.n_bootstrap)):
                 draw = np.bincount(rng.integers(0, n_g, n_g), minlength=n_g).astype(float)
                 v = np.bincount(inv, weights=draw[gcode], minlength=len(U))
-                B.append(_fit_theta(Ru, Zu, yu, v, lam, h, bounds, theta)[1:1 + p] * scale)
+                B.append(_fit_theta(Ru, Zu, yu, v, lam, h, bounds, theta, _LOOSE)[1:1 + p] * scale)
             self.bootstrap_coef_ = np.array(B)
             with np.errstate(invalid="ignore", divide="ignore"):
                 self.bootstrap_weights_ = 100 * self.bootstrap_coef_ / self.bootstrap_coef_.sum(axis=1, keepdims=True)

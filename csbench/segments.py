@@ -806,7 +806,7 @@ def _fit_risk_model(book: Book, t: pd.Timestamp, *, weighting: str, min_propensi
     cox_vol = _cox(base.assign(event=vol[fit_rows].astype(int)), strata, weighting == "ipw" and bool(levels), penalizer) if vol.sum() >= 5 else None
     cox_inv = (_cox(X[X_cols].assign(duration=dur, event=inv.astype(int)), strata, False, penalizer) if inv.sum() >= 5 else None)
     t_max = (dur.groupby(X["annual"]).max().to_dict() if strata else {None: float(dur.max())})
-    panel = monthly_panel(book, t) if panel is None else panel
+    panel = monthly_panel(book, t, tables=["usage"]) if panel is None else panel   # MRR and seats are all it needs
     per, money = _contract_changes(book, t, sf, panel)
     per = per[fit_rows.to_numpy() & (per.n > 0).to_numpy()]
     Xc = X.loc[per.index].drop(columns=[c for c in X.columns if c.startswith("touch: ")]).assign(const=1.0)

@@ -503,12 +503,17 @@ def _fit_many(counts: list[np.ndarray], # checked counts per cohort
     for _ in range(max_iter):
         rows = np.flatnonzero(~done)
         if not rows.size: break
-        x = theta[rows]
+        x, gr = theta[rows], g[rows]
         H = _hessian(lambda y: f(y, rows)[1], x)
         A = -H + lam[rows, None, None] * eye
+        # a parameter at a bound that the gradient pushes against stays there: the step solves for the others only
+        # (projected Newton). Without this, a fit heading for a limit zig-zags along the bound for dozens of steps.
+        held = ((x <= lo + 1e-8) & (gr < 0)) | ((x >= hi - 1e-8) & (gr > 0))
+        A = np.where(held[:, :, None] | held[:, None, :], eye, A)
+        gr = np.where(held, 0.0, gr)
         with np.errstate(all="ignore"):
-            try: step = np.linalg.solve(A, g[rows][..., None])[..., 0]
-            except np.linalg.LinAlgError: step = g[rows] / lam[rows, None]
+            try: step = np.linalg.solve(A, gr[..., None])[..., 0]
+            except np.linalg.LinAlgError: step = gr / lam[rows, None]
         step = np.where(np.isfinite(step), step, 0.0)
         step = np.clip(step, -2.0, 2.0)                       # at most a factor e^2 per iteration
         cand = np.clip(x + step, lo, hi)

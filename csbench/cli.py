@@ -13,7 +13,7 @@ import typer
 
 # %% auto #0
 __all__ = ['app', 'teach_app', 'Lang', 'Kernel', 'Format', 'main', 'validate', 'synth', 'report', 'teach_export',
-           'teach_collapse']
+           'teach_collapse', 'labels_export']
 
 # %% ../notebooks/61_cli.ipynb #1b452a5b
 app = typer.Typer(name="csbench", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -157,3 +157,13 @@ def teach_collapse(src: Annotated[Path, typer.Argument(help="Folder of the train
     try: paths = collapse_folder(src)
     except (FileNotFoundError, ValueError) as e: _fail(str(e))
     typer.echo(f"collapsed the solution cells of {len(paths)} notebook(s) in {src}")
+
+# %% ../notebooks/61_cli.ipynb #7b023efd
+@app.command("labels")
+def labels_export(out: Annotated[Path, typer.Argument(help="CSV to write: chapter, key, en, ja (UTF-8 with BOM, opens in Excel).")]):
+    "Export every user-facing word (report headings, glossary, each chapter's tables and figures) in English and Japanese."
+    from csbench.labels import catalog, to_csv_safe
+    cat = catalog()
+    try: to_csv_safe(cat, out)
+    except OSError as e: _fail(f"cannot write {out}: {e.strerror or e}")
+    typer.echo(f"wrote {len(cat):,} labels of {cat.chapter.nunique()} chapters to {out}")

@@ -9,6 +9,7 @@ import pandas as pd
 import ibis
 from .book import as_timestamp
 from .engine import execute
+from .labels import Words
 from .revenue import period_months, _as_list, _known
 from .schema import BookError
 
@@ -185,9 +186,7 @@ _WORDS = {  # key: (en, ja) -- this chapter's own figure words
     "average": ("Average, weighted by cohort size", "平均（コホートの規模で加重）"),
 }
 
-def _word(key: str, lang: str) -> str:
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    return _WORDS[key][lang == "ja"]
+_word = Words("cohorts", _WORDS, fallback=Words.require)  # (key, lang, **fields) -> text
 
 def _kind(table) -> str: return "logo" if _size_col(table) == "accounts" else "revenue"
 

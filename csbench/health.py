@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 from .book import Book, add_months, as_timestamp
 from .frames import DAYS_PER_MONTH, _known, customer_spells, mrr_at
-from .labels import LABELS, font_context
+from .labels import Words, font_context
 from .schema import BookError, Violation, check_table
 
 # %% auto #0
@@ -118,15 +118,13 @@ def _use_font(ax):
     for t in [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.get_xticklabels(), *ax.get_yticklabels()]: t.set_fontfamily(fam)
     return ax
 
+_WORDS = Words("health", HEALTH_LABELS)
+
 def health_label(key,             # a label key, component or scorer name
                  lang: str = "en", # "en" or "ja"
                 ) -> str:
     "Words for `key` in `lang`: this module's labels, then `csbench.labels`, else the key itself."
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    k = str(key)
-    if k in HEALTH_LABELS: return HEALTH_LABELS[k][lang == "ja"]
-    if k in LABELS: return LABELS[k][lang]
-    return k
+    return _WORDS(key, lang)
 
 # %% ../notebooks/30_health.ipynb #01a6e168
 _DAY = np.timedelta64(1, "D")

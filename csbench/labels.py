@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['GLOSSARY', 'LANGS', 'LABELS', 'label', 'format_money', 'escape_markdown', 'neutralise_formulas', 'to_csv_safe',
-           'cjk_font_context', 'font_context']
+__all__ = ['GLOSSARY', 'LANGS', 'LABELS', 'label', 'Words', 'catalog', 'format_money', 'escape_markdown', 'neutralise_formulas',
+           'to_csv_safe', 'cjk_font_context', 'font_context']
 
 # %% ../notebooks/05_labels.ipynb #5fd93765
 _TERMS = [  # term, en, ja, definition_en, definition_ja
@@ -165,6 +165,44 @@ def label(key: str,        # label key, e.g. "accounts_active" or a glossary ter
     _check_lang(lang)
     try: return LABELS[key][lang]
     except KeyError: raise KeyError(f"no {lang!r} label for key {key!r}; add it to csbench.labels") from None
+
+# %% ../notebooks/05_labels.ipynb #38a30ca2
+_CHAPTERS: dict[str, Words] = {}   # chapter name -> its words, registered when its module is imported
+
+class Words:
+    "A chapter's own user-facing words (key -> (en, ja)) in front of `label`'s; `(key, lang, **fields)` gives the text."
+    def __init__(self,
+                 chapter: str,        # the chapter's name in `catalog()`, e.g. "survival"
+                 words: dict,         # key -> (English, Japanese); `{field}`s are filled from the call's keywords
+                 fallback=None,       # (key, lang) -> text for a key found nowhere; default: the key itself
+                ):
+        self.chapter, self.words, self.fallback = chapter, words, fallback
+        _CHAPTERS[chapter] = self
+
+    def __call__(self, key, lang: str = "en", **fields) -> str:
+        _check_lang(lang)
+        k = key if isinstance(key, str) else str(key)
+        if k in self.words: text = self.words[k][lang == "ja"]
+        elif k in LABELS: text = LABELS[k][lang]
+        else: return self.fallback(key, lang) if self.fallback else k
+        return text.format(**fields) if fields else text
+
+    def __repr__(self): return f"Words({self.chapter!r}: {len(self.words)} keys)"
+
+    @staticmethod
+    def require(key, lang):
+        "A fallback that refuses a key found nowhere: for words the code itself asks for, where a gap is a bug."
+        raise KeyError(f"no {lang!r} words for key {key!r}")
+
+_CHAPTER_MODULES = ("revenue", "cohorts", "projection", "survival", "health", "segments", "signals", "questions")
+
+def catalog() -> pd.DataFrame:
+    "Every user-facing word of csbench: chapter, key, English, Japanese (headings, the glossary, then each chapter's)."
+    import importlib
+    for m in _CHAPTER_MODULES: importlib.import_module(f"csbench.{m}")   # each registers its words when imported
+    rows = [("labels", k, v["en"], v["ja"]) for k, v in LABELS.items()]
+    rows += [(c, k, en, ja) for c, w in _CHAPTERS.items() for k, (en, ja) in w.words.items()]
+    return pd.DataFrame(rows, columns=["chapter", "key", "en", "ja"])
 
 # %% ../notebooks/05_labels.ipynb #1cf764d4
 _SYMBOLS = {"JPY": ("¥", 0), "USD": ("$", 2)}  # currency: (symbol, decimals); others: "1,234 EUR"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, chdtrc, digamma, hyp2f1, ndtri   # scipy.stats and scipy.optimize load only when needed
 from .schema import BookError
+from .labels import Words
 
 # %% auto #0
 __all__ = ['ShiftedBetaGeometric', 'BetaDiscreteWeibull', 'LRTest', 'lr_test', 'HoldoutCheck', 'holdout_check', 'fit_cohorts']
@@ -221,9 +222,7 @@ _WORDS = {  # key: (en, ja) -- this chapter's own figure labels
     "since_period": ("Periods since start", "開始からの期間数"),
 }
 
-def _word(key: str, lang: str, **kw) -> str:
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    return _WORDS[key][lang == "ja"].format(**kw)
+_word = Words("projection", _WORDS, fallback=Words.require)  # (key, lang, **fields) -> text
 
 def _as_periods(periods, first: int = 0) -> np.ndarray:
     "Periods as a float array; a clear error below `first`."

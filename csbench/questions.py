@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 from .book import Book, add_months, as_timestamp
 from .frames import DAYS_PER_MONTH, customer_spells, mrr_at
-from .labels import font_context, format_money
+from .labels import Words, font_context, format_money
 from .schema import BookError
 from .signals import (DEFAULT_RULES, applicable_rules, check_rules, signal_label, wilson_interval,
                              _book_at, _use_font)
@@ -55,14 +55,13 @@ QUESTION_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "full_adoption": ("full adoption", "全面的な定着"),
 }
 
+_WORDS = Words("questions", QUESTION_LABELS, fallback=signal_label)
+
 def question_label(key: str,        # a label key of this chapter, or any key `signal_label` knows
                    lang: str = "en", # "en" or "ja"
                   ) -> str:
-    "Words for `key` in `lang`: this chapter's labels first, then the signals chapter's and csbench.labels."
-    if key in QUESTION_LABELS:
-        if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-        return QUESTION_LABELS[key][lang == "ja"]
-    return signal_label(key, lang)
+    "Words for `key` in `lang`: this chapter's labels first, then csbench.labels and the signals chapter's."
+    return _WORDS(key, lang)
 
 @dataclass
 class Answer:

@@ -11,6 +11,7 @@ import ibis
 from pandas.tseries.frequencies import to_offset
 from .book import Book, as_timestamp, _truncate_subscriptions
 from .engine import LazyBook, execute
+from .labels import Words
 from ibis.expr.types import Table
 from .schema import BookError, Violation, check_table
 
@@ -481,9 +482,7 @@ _WORDS = {  # key: (en, ja) -- this chapter's own figure words
     "mrr_axis": ("MRR ({currency})", "MRR（{currency}）"), "not_from_zero": (", axis not from zero", "、軸は0から始まらない"),
 }
 
-def _word(key: str, lang: str, **kw) -> str:
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    return _WORDS[key][lang == "ja"].format(**kw)
+_word = Words("revenue", _WORDS, fallback=Words.require)  # (key, lang, **fields) -> text
 
 def _font_on(ax) -> None:
     "Give the title, axis labels and tick labels of `ax` the current font (an Axes made outside `font_context` keeps its old one)."

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from .book import Book, as_timestamp
 from .frames import DAYS_PER_MONTH, account_frame, monthly_panel, survival_frame
-from .labels import LABELS, format_money, font_context
+from .labels import Words, format_money, font_context
 from .schema import TABLES, BookError, MissingTableError, Violation
 
 # %% auto #0
@@ -85,14 +85,13 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "nps": ("NPS answer (0-10)", "NPS回答（0〜10）"),
 }
 
+_WORDS = Words("segments", SEGMENT_LABELS)
+
 def segment_label(key,            # a label key, a touch model, a column name
                   lang: str = "en", # "en" or "ja"
                  ) -> str:
     "Words for `key` in `lang`: this chapter's labels, then `csbench.labels`, else the key itself."
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    if key in SEGMENT_LABELS: return SEGMENT_LABELS[key][lang == "ja"]
-    if key in LABELS: return LABELS[key][lang]
-    return str(key)
+    return _WORDS(key, lang)
 
 # %% ../notebooks/40_segments.ipynb #8c778b31
 _BEHAVIOUR_SOURCE = {"active_user_share": "usage", "logins_per_user": "usage", "key_events_per_user": "usage",

@@ -14,7 +14,7 @@ from .book import Book, _truncate_subscriptions, add_months, as_timestamp
 from .engine import LazyBook, default_backend, execute
 from .frames import (DAYS_PER_MONTH, _book_tables, _days, _month_index, _month_of, _timestamps, known_rows,
                             snapshot_grid, churn_labels, customer_spells, mrr_at)
-from .labels import LABELS, font_context, format_money
+from .labels import Words, font_context, format_money
 from .schema import BookError, MissingTableError, Violation
 
 # %% auto #0
@@ -61,7 +61,6 @@ SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "reasons": ("Reasons", "理由"),
     "p_churn": ("Churn probability", "解約確率"),
     "expected_arr_loss": ("Expected ARR loss", "予想ARR損失"),
-    "arr_at_risk": ("ARR at risk", "リスクのあるARR"),
     "n_rules": ("Rules tripped", "該当ルール数"),
     "watch_list": ("Watch list", "要注意顧客リスト"),
     "rule_performance": ("How well each rule warned of churn", "各ルールの解約予兆としての精度"),
@@ -77,7 +76,6 @@ SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "admin": ("admin", "管理者"),
     "user": ("user", "ユーザー"),
     "sponsor": ("sponsor", "スポンサー"),
-    "unassigned": ("Not assigned", "未設定"),
     "p_source_model": ("churn model fit on the book's history", "ブックの履歴で学習した解約モデル"),
     "p_source_given": ("churn probabilities given by the caller", "指定された解約確率"),
     "p_source_base_rate": ("base churn rate (too little history for a model)", "全体の解約率（モデルには履歴が不足）"),
@@ -101,15 +99,18 @@ _VALUE_JA = {  # Japanese names of common attribute values (others pass through)
     "marketing": "マーケティング", "analytics": "分析", "core": "Core", "pro": "Pro", "enterprise": "Enterprise", "insights": "Insights",
     "direct": "直販", "partner": "パートナー", "self_serve": "セルフサーブ"}
 
+def _plain_value(key, lang: str) -> str:
+    "An attribute value nobody has named: its own text ('_' read as a space in English)."
+    return str(key).replace("_", " ") if lang == "en" and isinstance(key, str) else str(key)
+
+_VALUES = Words("signal_values", {k: (k.replace("_", " "), ja) for k, ja in _VALUE_JA.items()}, fallback=_plain_value)
+_WORDS = Words("signals", SIGNAL_LABELS, fallback=_VALUES)
+
 def signal_label(key: str,        # a label key, rule name or attribute value
                  lang: str = "en", # "en" or "ja"
                 ) -> str:
-    "Words for `key` in `lang`: this chapter's labels, then csbench.labels, else the key itself."
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    if key in SIGNAL_LABELS: return SIGNAL_LABELS[key][lang == "ja"]
-    if key in LABELS: return LABELS[key][lang]
-    if lang == "ja" and key in _VALUE_JA: return _VALUE_JA[key]
-    return str(key).replace("_", " ") if lang == "en" and isinstance(key, str) else str(key)
+    "Words for `key` in `lang`: this chapter's labels, then csbench.labels, then named attribute values, else the key itself."
+    return _WORDS(key, lang)
 
 def _use_font(ax):
     "Give the Axes' texts (title, axis and tick labels, legend) the font in effect; call inside `font_context`."

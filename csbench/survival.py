@@ -14,7 +14,7 @@ from lifelines.statistics import multivariate_logrank_test, proportional_hazard_
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
 from .book import Book, as_timestamp
 from .frames import DAYS_PER_MONTH, account_frame, customer_spells, monthly_panel, survival_frame
-from .labels import LABELS, font_context
+from .labels import Words, font_context
 from .schema import BookError, Violation
 
 # %% auto #0
@@ -114,15 +114,13 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "slow_time_to_value": ("first goal not reached within 120 days", "120日以内に最初の目標が未達"),
 }
 
+_WORDS = Words("survival", SURVIVAL_LABELS)
+
 def survival_label(key,            # a label key, a column name or a level of a category
                    lang: str = "en", # "en" or "ja"
                   ) -> str:
     "Words for `key` in `lang`: this module's labels, then `csbench.labels`, else the key itself."
-    if lang not in ("en", "ja"): raise ValueError(f"lang must be 'en' or 'ja'; got {lang!r}")
-    k = str(key)
-    if k in SURVIVAL_LABELS: return SURVIVAL_LABELS[k][lang == "ja"]
-    if k in LABELS: return LABELS[k][lang]
-    return k
+    return _WORDS(key, lang)
 
 # %% ../notebooks/20_survival.ipynb #2af5d397
 def _rows(data: pd.DataFrame, mask, cols) -> pd.DataFrame:

@@ -333,7 +333,11 @@ def _kernel_manager(kernels: _Kernels):
             return out
     return TemplateKernelManager
 
-_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+# A warning a template lets through is shown on its page as "UserWarning: message": the file, line and source line
+# Python adds are for whoever debugs the code, and would print this machine's paths on a published page.
+_PLAIN_WARNINGS = ("__import__('warnings').formatwarning = "
+                   "lambda message, category, *_, **__: f'{category.__name__}: {message}\\n'")
+_KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={_PLAIN_WARNINGS}"]
 _PAPERMILL = dict(kernel_name="python3", progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                   shutdown_kernel="immediate", extra_arguments=_KERNEL_ARGS)
 

@@ -93,17 +93,19 @@ SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "channel": ("channel", "販売チャネル"),
 }
 
-_VALUE_JA = {  # Japanese names of common attribute values (others pass through)
-    "manufacturing": "製造", "retail": "小売", "finance": "金融", "healthcare": "医療", "software": "ソフトウェア",
-    "logistics": "物流", "education": "教育", "public": "公共", "sales_ops": "営業管理", "support": "サポート",
-    "marketing": "マーケティング", "analytics": "分析", "core": "Core", "pro": "Pro", "enterprise": "Enterprise", "insights": "Insights",
-    "direct": "直販", "partner": "パートナー", "self_serve": "セルフサーブ"}
+_VALUE_WORDS = {  # common attribute values: (English, Japanese); others pass through as written
+    "manufacturing": ("Manufacturing", "製造"), "retail": ("Retail", "小売"), "finance": ("Finance", "金融"),
+    "healthcare": ("Healthcare", "医療"), "software": ("Software", "ソフトウェア"), "logistics": ("Logistics", "物流"),
+    "education": ("Education", "教育"), "public": ("Public sector", "公共"), "sales_ops": ("Sales ops", "営業管理"),
+    "support": ("Support", "サポート"), "marketing": ("Marketing", "マーケティング"), "analytics": ("Analytics", "分析"),
+    "core": ("Core", "Core"), "pro": ("Pro", "Pro"), "enterprise": ("Enterprise", "Enterprise"), "insights": ("Insights", "Insights"),
+    "direct": ("Direct", "直販"), "partner": ("Partner", "パートナー"), "self_serve": ("Self-serve", "セルフサーブ")}
 
 def _plain_value(key, lang: str) -> str:
     "An attribute value nobody has named: its own text ('_' read as a space in English)."
     return str(key).replace("_", " ") if lang == "en" and isinstance(key, str) else str(key)
 
-_VALUES = Words("signal_values", {k: (k.replace("_", " "), ja) for k, ja in _VALUE_JA.items()}, fallback=_plain_value)
+_VALUES = Words("signal_values", _VALUE_WORDS, fallback=_plain_value)
 _WORDS = Words("signals", SIGNAL_LABELS, fallback=_VALUES)
 
 def signal_label(key: str,        # a label key, rule name or attribute value

@@ -45,5 +45,6 @@ def test_a_chapter_lookup_goes_through_its_words(cat):
     assert (survival_label(row.key), survival_label(row.key, "ja")) == (row.en, row.ja)
     assert health_label("nrr", "ja") == cat.set_index(["chapter", "key"]).loc[("labels", "nrr"), "ja"]
     assert signal_label("some_new_value") == "some new value" and signal_label(7, "ja") == "7"
+    assert (signal_label("self_serve"), signal_label("self_serve", "ja"), signal_label("retail")) == ("Self-serve", "セルフサーブ", "Retail")
     val = cat[cat.chapter == "signal_values"].iloc[0]
     assert signal_label(val.key, "ja") == val.ja and question_label(val.key, "ja") == val.ja

@@ -1,6 +1,6 @@
 """How long the report takes, against the floor of empty templates run through the same papermill + nbconvert path.
 
-Usage (from the project root): .venv/bin/python benchmarks/report_speed.py [--repeat 3] [--jobs 1 2] [--no-profile]
+Usage (from the project root): .venv/bin/python benchmarks/report_speed.py [--repeat 3] [--jobs 1 2] [--no-profile] [--against REV]
 
 Every run is a new Python process calling `run_report`, as `csbench report` (and `make report`) does, so the runner's
 own imports (papermill, nbconvert) count. Prints, side by side (best of --repeat runs, interleaved so all variants see
@@ -12,6 +12,9 @@ run with the same jobs:
   report                reports/quarterly.yaml on data/sample with the default runner: kernel='warm', one kernel per
                         job running its templates in turn, reset between them
   report, fresh kernels the same with kernel='fresh' (a kernel per template, how the runner worked before)
+  report at REV         with --against REV (a git revision, e.g. HEAD~3 or main): the same report made by the code and
+                        templates of REV, from a git worktree with this venv (its dependencies must be the same), so a
+                        change is measured against what it changes, run for run, on the same machine at the same moment
 CPU seconds do not grow when other processes share the machine; wall seconds do, so read the CPU ratio on a busy box.
 Then where the time goes: the runner's one-off steps (imports, read + validate the book, fingerprint, snapshot), each
 template in the best default run (kernel start or reset, its cells, its HTML page) and, unless --no-profile, the
@@ -40,13 +43,18 @@ from csbench.report import RunConfig, _SNAPSHOT, _exporter, _page, _write_snapsh
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# One report run in a new process, as `csbench report` makes it: argv config, output, templates_dir ('' = the
+# One report run in a new process, as `csbench report` makes it (with its import guard): argv config, output, templates_dir ('' = the
 # config's), jobs, kernel. Prints the published folder.
 RUN = r"""
 import sys
 from dataclasses import replace
 from pathlib import Path
+import csbench
+try: from csbench.cli import _skip_iri_grammar
+except ImportError: pass  # a revision (--against) from before the guard: as its CLI ran
+else: _skip_iri_grammar()  # as `csbench report` does
 from csbench.report import RunConfig, run_report
+assert Path(csbench.__file__).resolve().is_relative_to(Path.cwd().resolve()), f"csbench from {csbench.__file__}, not {Path.cwd()}"
 config, output, templates_dir, jobs, kernel = sys.argv[1:]
 cfg = replace(RunConfig.from_yaml(config), output=Path(output))
 if templates_dir: cfg = replace(cfg, templates=(), templates_dir=Path(templates_dir))
@@ -94,11 +102,12 @@ def empty(nb):
     return nb
 
 
-def run_once(config: str, output: Path, templates_dir: str, jobs: int, kernel: str) -> tuple[float, float, Path]:
-    "Wall and CPU seconds of one report run in a new process, and the folder it published."
+def run_once(config: str, output: Path, templates_dir: str, jobs: int, kernel: str, root: Path = ROOT) -> tuple[float, float, Path]:
+    "Wall and CPU seconds of one report run in a new process (with the csbench of `root`), and the folder it published."
     t, c = time.perf_counter(), children_cpu()
+    env = os.environ if root == ROOT else {**os.environ, "PYTHONPATH": str(root)}  # the kernels inherit it
     r = subprocess.run([sys.executable, "-c", RUN, config, str(output), templates_dir, str(jobs), kernel],
-                       capture_output=True, text=True, cwd=ROOT)
+                       capture_output=True, text=True, cwd=root, env=env)
     dt, dc = time.perf_counter() - t, children_cpu() - c
     if r.returncode: raise SystemExit(f"report run failed ({kernel}, jobs={jobs}):\n{r.stderr[-3000:]}")
     return dt, dc, Path(r.stdout.strip().splitlines()[-1])
@@ -122,21 +131,31 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--no-profile", dest="profile", action="store_false")
+    ap.add_argument("--against", metavar="REV", help="also run the report of git revision REV, side by side")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
+    old = tmp / "against"
     try:
         cfg = RunConfig.from_yaml(args.config)
         templates = find_templates(cfg)
         floor_dir = str(copy_templates(templates, tmp / "empty", empty))
         variants = {"floor": (floor_dir, "fresh"), "floor, warm kernels": (floor_dir, "warm"),
                     "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
+        roots = dict.fromkeys(variants, ROOT)
+        if args.against:
+            git = subprocess.run(["git", "worktree", "add", "--detach", str(old), args.against], cwd=ROOT, capture_output=True, text=True)
+            if git.returncode: raise SystemExit(f"--against {args.against}: {git.stderr.strip()}")
+            rel = Path(args.config).resolve().relative_to(ROOT)  # the same config, as REV has it
+            variants[f"report at {args.against}"], roots[f"report at {args.against}"] = ("", "warm"), old
         print(f"{len(templates)} template(s): {', '.join(t.stem for t in templates)}; {os.cpu_count()} CPU(s); "
               f"load average {os.getloadavg()[0]:.1f} at the start; best of {args.repeat}; each run a new process\n", flush=True)
         wall, cpus, published = {}, {}, {}
         for i in range(args.repeat):  # interleaved, so the floor and the report see the same load
             for name, (tdir, kernel) in variants.items():
                 for j in args.jobs:
-                    dt, dc, path = run_once(args.config, tmp / "out" / f"{i}-{j}-{kernel}-{bool(tdir)}", tdir, j, kernel)
+                    root = roots[name]
+                    config = args.config if root == ROOT else str(root / rel)
+                    dt, dc, path = run_once(config, tmp / "out" / f"{i}-{j}-{kernel}-{bool(tdir)}-{root == ROOT}", tdir, j, kernel, root)
                     if dt < wall.get((name, j), float("inf")): wall[name, j], published[name, j] = dt, path
                     cpus[name, j] = min(dc, cpus.get((name, j), float("inf")))
         head = "".join(f"{f'wall j={j}':>11s}{'x floor':>8s}" for j in args.jobs) + "".join(f"{f'CPU j={j}':>11s}{'x floor':>8s}" for j in args.jobs)
@@ -157,17 +176,24 @@ def main():
                        f"{wall[name, j]:.1f} s vs {wall['floor', j]:.1f} s; CPU {cpus[name, j]:.1f} vs {cpus['floor', j]:.1f} s "
                        f"({cpus[name, j] / cpus['floor', j]:.2f}x); empty templates in warm kernels {wall['floor, warm kernels', j]:.1f} s"
                        + limit)
+            if args.against:
+                name = f"report at {args.against}"
+                r = wall["report", j] / wall[name, j]
+                record("report_speed", f"full quarterly report / the same at {args.against} (wall, jobs={j})", r, "x", "comparison", None,
+                       f"{wall['report', j]:.1f} s vs {wall[name, j]:.1f} s; CPU {cpus['report', j]:.1f} vs {cpus[name, j]:.1f} s "
+                       f"({cpus['report', j] / cpus[name, j]:.2f}x)")
 
         print("\nwhere the time goes (seconds)")
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); import csbench.report; a = time.perf_counter(); "
+        r = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); from csbench.cli import _skip_iri_grammar; _skip_iri_grammar(); "
+                            "import csbench.report; a = time.perf_counter(); "
                             "import papermill; b = time.perf_counter(); import nbconvert; print(a - t, b - a, time.perf_counter() - b)"],
                            capture_output=True, text=True, cwd=ROOT)
         imp = [float(x) for x in r.stdout.split()]
         book, t_read = timed(Book.read, cfg.data)
         fp, t_fp = timed(book.fingerprint)
         _, t_write = timed(_write_snapshot, book, tmp / "s" / _SNAPSHOT, cfg.data, fp)
-        print(f"  runner, once: import csbench.report {imp[0]:.2f}, papermill {imp[1]:.2f}, nbconvert {imp[2]:.2f} (in a new process); "
+        print(f"  runner, once: import csbench.cli + csbench.report {imp[0]:.2f}, papermill {imp[1]:.2f}, nbconvert {imp[2]:.2f} (in a new process); "
               f"read + validate the book {t_read:.2f}, fingerprint {t_fp:.2f}, write the snapshot {t_write:.2f}")
         j = args.jobs[0]
         exporter = _exporter(cfg.lang)
@@ -198,6 +224,7 @@ def main():
                 print("      in csbench functions (cumulative, profiled, after the imports): "
                       + ", ".join(f"{name} {s:.2f}" for s, name in res["functions"]))
     finally:
+        if old.exists(): subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -200,3 +200,29 @@ def test_teach_export_writes_student_versions_and_keys(tmp_path):
     assert len(list((tmp_path / "key").glob("*.md"))) == n
     bad = invoke("teach", "export", tmp_path / "nowhere", tmp_path / "s2")
     assert bad.exit_code == 1 and "no folder" in bad.stderr and "Traceback" not in bad.output
+
+
+SKIP_IRI = r"""
+import sys
+pre = sys.argv[1] == "pre"
+if pre: import jsonschema._format  # already loaded: the guard must leave the process alone
+from csbench.cli import _skip_iri_grammar
+_skip_iri_grammar()
+import papermill, nbformat
+from jsonschema import FormatChecker
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+nbformat.validate(nb)  # notebook validation works without the IRI grammars
+print(sys.modules.get("rfc3987_syntax", "absent") is None, "iri" in FormatChecker.checkers, "email" in FormatChecker.checkers)
+"""
+
+
+def test_report_command_skips_the_iri_grammars_only_before_jsonschema_loads():
+    "`csbench report` does not pay rfc3987-syntax's grammar compile (jsonschema#1428); other format checks stay."
+    installed = subprocess.run([sys.executable, "-c", "import importlib.util as u; print(bool(u.find_spec('rfc3987_syntax')))"],
+                               capture_output=True, text=True).stdout.strip() == "True"
+    fresh = subprocess.run([sys.executable, "-c", SKIP_IRI, "fresh"], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert fresh.stdout.split() == ["True", "False", "True"]  # blocked; no IRI checker; the email checker is still there
+    pre = subprocess.run([sys.executable, "-c", SKIP_IRI, "pre"], capture_output=True, text=True, timeout=120)
+    assert pre.returncode == 0, pre.stderr
+    assert pre.stdout.split() == ["False", str(installed), "True"]  # untouched: IRI checks as the environment provides

@@ -7,7 +7,10 @@ own imports (papermill, nbconvert) count. Prints, side by side (best of --repeat
 the same load), wall-clock seconds and CPU seconds (the runner's and its kernels'), each with its ratio to the floor
 run with the same jobs:
   floor                 the issue's floor: templates that hold only the parameters cell (as many as the real report
-                        has), each through papermill in a kernel of its own (kernel='fresh') and through nbconvert
+                        has), each through papermill.execute_notebook in a kernel of its own and nbconvert's
+                        HTMLExporter, in a bare script (no book read, no index page), `jobs` at once in threads
+  floor, runner         the same empty templates through csbench's runner with kernel='fresh': the floor plus what
+                        the runner does around the templates (read + validate + snapshot the book, index, publish)
   floor, warm kernels   the same empty templates with the default runner (kernel='warm'), for reference
   report                reports/quarterly.yaml on data/sample with the default runner: kernel='warm', one kernel per
                         job running its templates in turn, reset between them
@@ -61,6 +64,26 @@ if templates_dir: cfg = replace(cfg, templates=(), templates_dir=Path(templates_
 print(run_report(cfg, progress=False, jobs=int(jobs), kernel=kernel).path)
 """
 
+# The floor: argv folder of empty templates, output folder, jobs, parameters (JSON). Prints the output folder. Only
+# papermill and nbconvert; the import guard of `csbench report` (two lines, inlined) so the floor is not inflated.
+BARE = r"""
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+if "jsonschema._format" not in sys.modules: sys.modules.setdefault("rfc3987_syntax", None)
+import papermill as pm
+from nbconvert import HTMLExporter
+src, out, jobs, params = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+out.mkdir(parents=True)
+exporter = HTMLExporter(exclude_input=True)
+def one(nb):
+    executed = out / nb.name
+    pm.execute_notebook(nb, executed, parameters=params, progress_bar=False, cwd=nb.parent)
+    executed.with_suffix(".html").write_text(exporter.from_filename(str(executed))[0], encoding="utf-8")
+with ThreadPoolExecutor(jobs) as pool: list(pool.map(one, sorted(src.glob("*.ipynb"))))
+print(out)
+"""
+
 # Runs a template's code cells in this process, parameters replaced; prints [first line, CPU s, wall s] per cell
 # and, with a third argument, the csbench functions the cells after the imports spend most CPU in (cProfile).
 CELLS = r"""
@@ -103,11 +126,16 @@ def empty(nb):
 
 
 def run_once(config: str, output: Path, templates_dir: str, jobs: int, kernel: str, root: Path = ROOT) -> tuple[float, float, Path]:
-    "Wall and CPU seconds of one report run in a new process (with the csbench of `root`), and the folder it published."
+    """Wall and CPU seconds of one report run in a new process (with the csbench of `root`), and the folder it published;
+    kernel='bare': the floor script on `templates_dir` instead."""
     t, c = time.perf_counter(), children_cpu()
     env = os.environ if root == ROOT else {**os.environ, "PYTHONPATH": str(root)}  # the kernels inherit it
-    r = subprocess.run([sys.executable, "-c", RUN, config, str(output), templates_dir, str(jobs), kernel],
-                       capture_output=True, text=True, cwd=root, env=env)
+    if kernel == "bare":
+        cfg = RunConfig.from_yaml(config)
+        params = {"data": str(cfg.data), "period": cfg.period, "lang": cfg.lang, "out_dir": str(output / "sections")}
+        argv = [sys.executable, "-c", BARE, templates_dir, str(output), str(jobs), json.dumps(params)]
+    else: argv = [sys.executable, "-c", RUN, config, str(output), templates_dir, str(jobs), kernel]
+    r = subprocess.run(argv, capture_output=True, text=True, cwd=root, env=env)
     dt, dc = time.perf_counter() - t, children_cpu() - c
     if r.returncode: raise SystemExit(f"report run failed ({kernel}, jobs={jobs}):\n{r.stderr[-3000:]}")
     return dt, dc, Path(r.stdout.strip().splitlines()[-1])
@@ -139,7 +167,7 @@ def main():
         cfg = RunConfig.from_yaml(args.config)
         templates = find_templates(cfg)
         floor_dir = str(copy_templates(templates, tmp / "empty", empty))
-        variants = {"floor": (floor_dir, "fresh"), "floor, warm kernels": (floor_dir, "warm"),
+        variants = {"floor": (floor_dir, "bare"), "floor, runner": (floor_dir, "fresh"), "floor, warm kernels": (floor_dir, "warm"),
                     "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
         roots = dict.fromkeys(variants, ROOT)
         if args.against:
@@ -174,8 +202,12 @@ def main():
                 record("report_speed", f"full quarterly report{what} / floor of {len(templates)} empty templates (wall, jobs={j})", r, "x",
                        target, r <= 1.5 if target != "comparison" else None,
                        f"{wall[name, j]:.1f} s vs {wall['floor', j]:.1f} s; CPU {cpus[name, j]:.1f} vs {cpus['floor', j]:.1f} s "
-                       f"({cpus[name, j] / cpus['floor', j]:.2f}x); empty templates in warm kernels {wall['floor, warm kernels', j]:.1f} s"
-                       + limit)
+                       f"({cpus[name, j] / cpus['floor', j]:.2f}x); empty templates through the runner {wall['floor, runner', j]:.1f} s "
+                       f"(fresh kernels), {wall['floor, warm kernels', j]:.1f} s (warm)" + limit)
+            r = wall["report", j] / wall["floor, runner", j]
+            record("report_speed", f"full quarterly report / the same empty templates through the runner (wall, jobs={j})", r, "x",
+                   "comparison", None, f"{wall['report', j]:.1f} s vs {wall['floor, runner', j]:.1f} s (kernel='fresh'): the runner's "
+                   "own steps (book read, snapshot, index, publish) counted on both sides")
             if args.against:
                 name = f"report at {args.against}"
                 r = wall["report", j] / wall[name, j]
@@ -197,7 +229,7 @@ def main():
               f"read + validate the book {t_read:.2f}, fingerprint {t_fp:.2f}, write the snapshot {t_write:.2f}")
         j = args.jobs[0]
         exporter = _exporter(cfg.lang)
-        _page(exporter, nbformat.read(next(published["floor", j].glob("notebooks/*.ipynb")), as_version=4), title="", lang=cfg.lang, footer="")
+        _page(exporter, nbformat.read(next(published["floor, runner", j].glob("notebooks/*.ipynb")), as_version=4), title="", lang=cfg.lang, footer="")
         for name in ("report", "report, fresh kernels"):
             prov = json.loads((published[name, j] / "provenance.json").read_text())
             print(f"  {name} (jobs={j}, best run, {wall[name, j]:.2f} s in all; runner {prov['seconds']:.2f} s from reading the config "

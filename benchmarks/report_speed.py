@@ -171,6 +171,7 @@ def main():
                     "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
         roots = dict.fromkeys(variants, ROOT)
         if args.against:
+            if not Path(args.config).resolve().is_relative_to(ROOT): raise SystemExit(f"--against needs a config inside {ROOT}; got {args.config}")
             git = subprocess.run(["git", "worktree", "add", "--detach", str(old), args.against], cwd=ROOT, capture_output=True, text=True)
             if git.returncode: raise SystemExit(f"--against {args.against}: {git.stderr.strip()}")
             rel = Path(args.config).resolve().relative_to(ROOT)  # the same config, as REV has it

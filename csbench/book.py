@@ -348,11 +348,13 @@ def fingerprint(book: Book) -> str:
     return h.hexdigest()
 
 def coverage(book: Book) -> pd.DataFrame:
-    "Rows and first/last date of every table present."
+    """Rows and first/last date of every table present, by the date each row became known (the one `truncate` gates on:
+    start_date, issued_at, opened_at, ...), so that a scheduled end or due date in the future does not read as data
+    from the future; tables without such a date (csms) have none."""
     rows = []
     for t, df in book.tables.items():
-        dates = [c.name for c in TABLES[t] if c.kind == "date"]
-        vals = pd.concat([df[c] for c in dates]).dropna() if dates and len(df) else pd.Series(dtype="datetime64[ns]")
+        known = "start_date" if t == "subscriptions" else _KNOWN_AT.get(t, (None,))[0]
+        vals = df[known].dropna() if known in df and len(df) else pd.Series(dtype="datetime64[ns]")
         rows.append({"table": t, "rows": len(df), "first_date": vals.min() if len(vals) else pd.NaT,
                      "last_date": vals.max() if len(vals) else pd.NaT})
     return pd.DataFrame(rows)

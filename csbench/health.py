@@ -48,7 +48,7 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "tenure": ("Tenure", "契約期間"),
     "renewal": ("Months to renewal", "更新までの月数"),
     "health": ("Health score (0-100)", "ヘルススコア（0〜100）"),
-    "hand": ("Hand scorecard", "手作りのスコアカード"),
+    "hand": ("Hand scorecard", "現行（手動設定）のスコアカード"),
     "learned": ("Learned scorecard", "学習したスコアカード"),
     "vendor": ("Vendor score", "ベンダーのスコア"),
     "arr_only": ("ARR only", "ARRのみ"),
@@ -69,29 +69,33 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "lift_y": ("Churn rate / average churn rate", "解約率／平均解約率"),
     "perfect": ("Perfectly calibrated", "完全に較正された場合"),
     "coin_toss": ("Coin toss", "偶然"),
-    "red": ("red", "赤"), "yellow": ("yellow", "黄"), "green": ("green", "緑"),
+    "red": ("red", "レッド"), "yellow": ("yellow", "イエロー"), "green": ("green", "グリーン"),
     "score": ("Score", "スコア"),
     "auc": ("ROC AUC (0.5 = coin toss)", "ROC AUC（0.5＝偶然）"),
     "pr_auc": ("PR AUC", "PR AUC"),
     "brier": ("Brier score (lower is better)", "ブライアスコア（低いほど良い）"),
-    "auc_vs_hand": ("AUC vs hand scorecard", "手作りとのAUC差"),
-    "auc_wins_vs_hand": ("Origins where AUC beats the hand scorecard", "手作りよりAUCが高かった時点の割合"),
-    "brier_vs_hand": ("Brier vs hand scorecard", "手作りとのブライアスコア差"),
+    "auc_vs_hand": ("AUC vs hand scorecard", "現行スコアカードとのAUC差"),
+    "auc_wins_vs_hand": ("Origins where AUC beats the hand scorecard", "現行スコアカードよりAUCが高かった時点の割合"),
+    "brier_vs_hand": ("Brier vs hand scorecard", "現行スコアカードとのブライアスコア差"),
     "lift_top_decile": ("Lift, riskiest decile", "上位10%のリフト"),
     "precision_at_k": ("Precision of the call list (top K)", "コールリスト（上位K件）の的中率"),
     "arr_captured_at_k": ("Share of churned ARR on the call list", "コールリストが捉えた解約ARRの割合"),
-    "lead_time_months": ("Lead time: months from first red to churn (median)", "最初の赤から解約までの月数（中央値）"),
-    "churners_red_before": ("Churned accounts red beforehand", "解約前に赤だった解約顧客の割合"),
-    "red_share": ("Share of accounts red", "赤の顧客の割合"),
+    "lead_time_months": ("Lead time: months from first red to churn (median)", "最初にレッドになってから解約までの月数（中央値）"),
+    "churners_red_before": ("Churned accounts red beforehand", "解約前にレッドだった解約顧客の割合"),
+    "red_share": ("Share of accounts red", "レッド顧客の割合"),
     "band_changes": ("Month-to-month colour changes", "月ごとの色の変化率"),
     "rank_stability": ("Month-to-month rank correlation", "月ごとの順位相関"),
-    "red_list": ("Red accounts this quarter", "今四半期の赤の顧客"),
-    "red_arr": ("ARR of red accounts", "赤の顧客のARR"),
+    "red_list": ("Red accounts this quarter", "今四半期のレッド（要注意）顧客"),
+    "red_arr": ("ARR of red accounts", "レッド顧客のARR"),
     "backtest": ("Backtest", "バックテスト"),
     "origins": ("origins", "評価時点"),
     "training_rows": ("{n:,} account-snapshots {a} – {b} with the whole horizon observed, {c:,} churned within {h} months",
                       "{a}〜{b}の顧客×時点 {n:,}件（期間全体を観測済み）、うち{h}か月以内の解約 {c:,}件"),
     "churn_probability": ("Churn probability within the horizon", "期間内の解約確率"),
+    "churn_probability_h": ("Churn probability within {h} months", "{h}か月以内の解約確率"),
+    "vs_hand": ("vs the hand scorecard", "現行スコアカード比"),
+    "call_list": ("call list K = {k} ({n} CSMs × {c} calls)", "コールリスト K = {k}件（CSM {n}名 × {c}件）"),
+    "subscore_already": ("a 0-100 sub-score already", "そのまま0〜100のサブスコア"),
     "reasons": ("Main reasons", "主な理由"),
     "account": ("Account", "アカウント"),
     "component": ("Component", "構成要素"),
@@ -378,7 +382,7 @@ class Component:
     edges: tuple           # band edges, ascending (empty, with empty scores: the measure is a sub-score already)
     scores: tuple          # sub-score of each band (len(edges) + 1)
     closed: str = "left"   # "left": a value on an edge belongs to the band above it; "right": to the band below
-    unit: str = ""         # "%" shows edges as percentages; "d" as days; "" as numbers
+    unit: str = ""         # "%" shows edges as percentages; "d" as days; "mo" as months; "" as numbers
 
     def __post_init__(self):
         e, sc = tuple(self.edges), tuple(self.scores)
@@ -395,10 +399,11 @@ class Component:
         i = np.digitize(x, self.edges, right=self.closed == "right")
         return np.where(np.isnan(x), np.nan, np.asarray(self.scores, dtype=float)[i])
 
-    def describe(self) -> str:
-        "The bands in words, e.g. '< 40 % → 0 · ≥ 40 % → 100'."
-        if not self.edges and not self.scores: return "a 0-100 sub-score already"
-        fmt = {"%": lambda v: f"{v:.0%}", "d": lambda v: f"{v:g} d"}.get(self.unit, lambda v: f"{v:g}")
+    def describe(self, lang: str = "en") -> str:
+        "The bands in words, e.g. '< 40 % → 0 · ≥ 40 % → 100' (days and months in `lang`)."
+        if not self.edges and not self.scores: return health_label("subscore_already", lang)
+        day, month = ("{:g} d", "{:g} mo") if lang == "en" else ("{:g}日", "{:g}か月")
+        fmt = {"%": lambda v: f"{v:.0%}", "d": day.format, "mo": month.format}.get(self.unit, lambda v: f"{v:g}")
         lo, hi = ("<", "≥") if self.closed == "left" else ("≤", ">")
         e, sc = self.edges, self.scores
         parts = [f"{lo} {fmt(e[0])} → {sc[0]:g}"]
@@ -423,8 +428,8 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in [
     Component("time_to_value", "days_to_first_goal", (120,), (100, 0), "right", "d"),
     Component("onboarding", "milestones_reached", (2, 3), (0, 50, 100), "left"),
     Component("touches", "touches_90d", (1, 3), (0, 50, 100), "left"),
-    Component("tenure", "tenure_months", (6, 12), (0, 50, 100), "left"),
-    Component("renewal", "months_to_renewal", (3, 6), (0, 50, 100), "left"),
+    Component("tenure", "tenure_months", (6, 12), (0, 50, 100), "left", "mo"),
+    Component("renewal", "months_to_renewal", (3, 6), (0, 50, 100), "left", "mo"),
 ]}
 
 SYNTH_DRIVER_COMPONENTS = {"adoption": "low_adoption", "usage_trend": "usage_down_20pct", "p1p2_tickets": "open_p1p2",
@@ -436,7 +441,7 @@ def component_table(components: dict | None = None, # name -> Component (default
                    ) -> pd.DataFrame:
     "The components, the measure each reads and its bands in words."
     comps = COMPONENTS if components is None else components
-    return pd.DataFrame([{"component": k, "name": health_label(k, lang), "measure": c.measure, "bands": c.describe()}
+    return pd.DataFrame([{"component": k, "name": health_label(k, lang), "measure": c.measure, "bands": c.describe(lang)}
                          for k, c in comps.items()])
 
 # %% ../notebooks/30_health.ipynb #9471f3d3
@@ -552,7 +557,7 @@ class Scorecard:
         w = pd.Series(self.weights)
         return pd.DataFrame({"component": w.index, "name": [health_label(k, lang) for k in w.index],
                              "measure": [self.components[k].measure for k in w.index],
-                             "bands": [self.components[k].describe() for k in w.index],
+                             "bands": [self.components[k].describe(lang) for k in w.index],
                              "weight": (w if digits is None else w.round(digits)).to_numpy(), "points": _points(w).to_numpy()})
 
     def to_csv(self, path, lang: str = "en") -> Path:

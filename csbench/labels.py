@@ -97,6 +97,8 @@ LANGS = ("en", "ja")
 
 _HEADINGS = {  # key: (en, ja)
     "report_title": ("Customer success report", "カスタマーサクセスレポート"),
+    "report_name_quarterly": ("quarterly", "四半期"),   # the run configs shipped in reports/ (others show their name)
+    "report_name_weekly": ("weekly", "週次"),
     "overview": ("Overview", "概要"),
     "period": ("Period", "対象期間"),
     "sections": ("Sections", "セクション"),
@@ -125,7 +127,7 @@ _HEADINGS = {  # key: (en, ja)
     "git_commit": ("Code version (git commit)", "コードのバージョン（git commit）"),
     "section_failed": ("This section failed", "このセクションは失敗しました"),
     "back_to_index": ("Back to the report index", "レポートの目次に戻る"),
-    "arr_at_risk": ("ARR at risk", "リスクのあるARR"),
+    "arr_at_risk": ("ARR at risk", "解約リスクのあるARR"),
     "red_accounts": ("Red accounts", "レッド判定のアカウント数"),
     "currency": ("Currency", "通貨"),
     "section": ("Section", "セクション"),

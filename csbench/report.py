@@ -226,7 +226,11 @@ def _read_snapshot(folder: Path, source: Path) -> Book | None:
 SUMMARY_FILE = "summary.json"
 HEADLINE_KEYS = ("nrr", "grr", "logo_churn", "arr_at_risk", "red_accounts")  # the index's key numbers, in this order
 UNITS = ("pct", "money", "count", "number")
-_BETTER = {"nrr": 1, "grr": 1, "logo_churn": -1, "arr_at_risk": -1, "red_accounts": -1}  # +1: the higher the better
+# +1: the higher the better, -1: the lower; the key numbers and the other headlines of csbench's templates whose
+# direction is not a matter of opinion (a headline not listed is shown without colour)
+_BETTER = {"nrr": 1, "grr": 1, "logo_churn": -1, "arr_at_risk": -1, "red_accounts": -1, "red_arr": -1, "auc": 1,
+           "kept": 1, "expected_retained_arr": 1, "industry_churn": -1, "renewal_or_expansion": 1, "at_risk_arr_covered": 1,
+           "expansion_share": 1}
 
 def _plain(v):
     "A JSON-ready value: numpy scalars unwrapped, dates as ISO strings, missing as None."
@@ -643,7 +647,7 @@ def _change_text(d: float, unit: str, currency: str, lang: str) -> str:
     if unit == "pct": mag = f'{abs(d) * 100:.1f} {label("percentage_points", lang)}'
     elif unit == "money": mag = format_money(abs(d), currency, compact=True, lang=lang)
     elif unit == "count": mag = f"{abs(d):,.0f}"
-    else: mag = f"{abs(d):,.3g}"
+    else: mag = f"{abs(d):,.2f}"  # a ratio or a score (AUC, CSMs): two decimals, as such numbers are shown
     zero = not re.search(r"[1-9]", mag.split(" ")[0])
     return ("±" if zero else "+" if d > 0 else "-") + mag
 
@@ -739,7 +743,8 @@ def _index_html(prov: dict, sections: list, lang: str) -> str:
     elif not prev["comparable"]: cmp = label("previous_other_book", lang).format(period=prev["period"], book=prev.get("book"))
     else: cmp = label("compared_with", lang).format(period=prev["period"], date=str(prev.get("finished_at") or "")[:10])
     d = prov["data"]
-    title = f'{label("report_title", lang)} · {prov["report"]} · {prov["period"]}'
+    name = label(f"report_name_{prov['report']}", lang) if f"report_name_{prov['report']}" in LABELS else prov["report"]
+    title = f'{label("report_title", lang)} · {name} · {prov["period"]}'
     sub = f'{e(d["book"])} · {L("as_of")} {e(prov["as_of"])} · {L("currency")}: {e(d["currency"])}'
     warns = "".join(f'<p class="warn">{e(w)}</p>' for w in prov["warnings"])
     run = {"csbench_version": prov["csbench_version"], "git_commit": prov["git_commit"], "git_dirty": prov["git_dirty"],

@@ -47,7 +47,7 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "hours_per_account": ("CSM hours per account per month", "1社あたりの月間CSM時間"),
     "accounts_per_csm": ("Accounts per CSM", "CSM1人あたりの担当社数"),
     "arr_per_csm": ("ARR per CSM (human-covered)", "CSM1人あたりのARR（人が担当する分）"),
-    "at_risk_covered": ("Share of at-risk ARR with a human CSM", "リスクのあるARRのうちCSMが担当する割合"),
+    "at_risk_covered": ("Share of expected churned ARR with a human CSM", "解約見込みARRのうちCSMが担当する割合"),
     "share_of_arr": ("Share of ARR", "ARRの構成比"),
     "hazard_ratio": ("Churn hazard ratio vs tech touch", "テックタッチに対する解約ハザード比"),
     "expansion_multiplier": ("Expansion multiplier vs tech touch", "テックタッチに対する拡大の倍率"),
@@ -70,6 +70,9 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "typical": ("typical", "全体"),
     "higher": ("higher", "高い"),
     "lower": ("lower", "低い"),
+    "more": ("higher", "多い"),    # counts (tickets, logins, events): in Japanese a count is many or few, not high or low
+    "fewer": ("lower", "少ない"),
+    "longer": ("longer", "長い"), "shorter": ("shorter", "短い"),   # tenure
     "not_estimable": ("not estimable from this book", "このブックからは推定できません"),
     "estimated": ("estimated", "推定"), "assumed": ("assumed", "仮定"), "reference": ("reference", "基準"),
     "assumed (not estimable)": ("assumed (not estimable)", "仮定（推定不可）"),
@@ -394,9 +397,12 @@ _CLUSTER_FEATURES = ("arr", "tenure_months", "active_user_share", "logins_per_us
                      "usage_trend", "tickets_per_month", "p1p2_per_month", "nps")
 _LOG_FEATURES = {"arr", "logins_per_user", "key_events_per_user", "tickets_per_month", "p1p2_per_month"}
 
-def _feature_text(c: str, v: float, currency: str) -> str:
+_DIRECTION_WORDS = {**dict.fromkeys(("logins_per_user", "key_events_per_user", "tickets_per_month", "p1p2_per_month"), ("more", "fewer")),
+                    "tenure_months": ("longer", "shorter")}   # how a profile says a feature is above / below typical
+
+def _feature_text(c: str, v: float, currency: str, lang: str = "en") -> str:
     if pd.isna(v): return "–"
-    if c == "arr": return format_money(v, currency, compact=True)
+    if c == "arr": return format_money(v, currency, compact=True, lang=lang)
     if c in ("active_user_share", "usage_trend"): return f"{v:+.0%}" if c == "usage_trend" else f"{v:.0%}"
     return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
 
@@ -472,8 +478,9 @@ class BehaviourClusters(Strategy):
             z = self._z.loc[c].sort_values(key=abs, ascending=False).head(top)
             parts = []
             for f, v in z.items():
-                med, typ = _feature_text(f, self._median.loc[c, f], self._currency), _feature_text(f, self._overall[f], self._currency)
-                hl = segment_label("higher" if v > 0 else "lower", lang)
+                med, typ = (_feature_text(f, x, self._currency, lang) for x in (self._median.loc[c, f], self._overall[f]))
+                up, down = _DIRECTION_WORDS.get(f, ("higher", "lower"))
+                hl = segment_label(up if v > 0 else down, lang)
                 parts.append(f"{segment_label(f, lang)}が{hl}（{med}、{segment_label('typical', lang)} {typ}）" if lang == "ja"
                              else f"{segment_label(f, lang)} {hl} ({med} vs {typ} {segment_label('typical', lang)})")
             words.append(("、" if lang == "ja" else "; ").join(parts))

@@ -94,9 +94,9 @@ SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
 }
 
 _VALUE_WORDS = {  # common attribute values: (English, Japanese); others pass through as written
-    "manufacturing": ("Manufacturing", "製造"), "retail": ("Retail", "小売"), "finance": ("Finance", "金融"),
+    "manufacturing": ("Manufacturing", "製造業"), "retail": ("Retail", "小売業"), "finance": ("Finance", "金融業"),
     "healthcare": ("Healthcare", "医療"), "software": ("Software", "ソフトウェア"), "logistics": ("Logistics", "物流"),
-    "education": ("Education", "教育"), "public": ("Public sector", "公共"), "sales_ops": ("Sales ops", "営業管理"),
+    "education": ("Education", "教育"), "public": ("Public sector", "公共部門"), "sales_ops": ("Sales ops", "営業管理"),
     "support": ("Support", "サポート"), "marketing": ("Marketing", "マーケティング"), "analytics": ("Analytics", "分析"),
     "core": ("Core", "Core"), "pro": ("Pro", "Pro"), "enterprise": ("Enterprise", "Enterprise"), "insights": ("Insights", "Insights"),
     "direct": ("Direct", "直販"), "partner": ("Partner", "パートナー"), "self_serve": ("Self-serve", "セルフサーブ")}

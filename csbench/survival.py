@@ -47,7 +47,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "share_churned": ("Share of accounts churned", "解約した顧客の割合"),
     "cause": ("Cause", "理由"),
     "voluntary": ("Voluntary churn", "自発的解約"),
-    "involuntary": ("Involuntary churn (failed payment)", "非自発的解約（支払い不能）"),
+    "involuntary": ("Involuntary churn (failed payment)", "非自発的解約（支払い失敗）"),
     "unknown": ("Unknown cause", "理由不明"),
     "renewal_title": ("Renewal forecast for the next quarter", "次四半期の更新予測"),
     "arr_at_risk": ("ARR at risk", "解約リスクのあるARR"),
@@ -62,9 +62,9 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "annual": ("annual", "年間契約"),
     "monthly": ("monthly", "月次契約"),
     "industry": ("Industry", "業種"),
-    "manufacturing": ("manufacturing", "製造"), "retail": ("retail", "小売"), "finance": ("finance", "金融"),
+    "manufacturing": ("manufacturing", "製造業"), "retail": ("retail", "小売業"), "finance": ("finance", "金融業"),
     "healthcare": ("healthcare", "医療"), "software": ("software", "ソフトウェア"), "logistics": ("logistics", "物流"),
-    "education": ("education", "教育"), "public": ("public sector", "公共"),
+    "education": ("education", "教育"), "public": ("public sector", "公共部門"),
     "channel": ("Sales channel", "販売チャネル"),
     "direct": ("direct", "直販"), "partner": ("partner", "パートナー"), "self_serve": ("self-serve", "セルフサーブ"),
     "size": ("Company size", "企業規模"),
@@ -83,13 +83,29 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "statistic": ("Test statistic", "検定統計量"),
     "p_value": ("p-value", "p値"),
     "p_adjusted": ("p-value (adjusted, Holm)", "p値（Holm補正後）"),
-    "differs": ("Differs", "差あり"),
+    "differs": ("Differs (adjusted p < 0.05)", "差あり（補正後p < 0.05）"),
+    "pairs_filtered": ("Groupings with more than four groups list only the pairs that differ (pairs listed / pairs tested): "
+                       "{counts}",
+                       "5グループ以上のグループ分けは差がある組だけを表示（表示した組数／検定した組数）：{counts}"),
     "test_overall": ("all groups at once", "全グループ一括"),
     "test_pair": ("pair", "ペア"),
     "lower": ("Lower 95 %", "下限95%"),
     "upper": ("Upper 95 %", "上限95%"),
     "covariate": ("Covariate", "要因"),
-    "proportional": ("Effect constant over time", "効果は時間で一定"),
+    "proportional": ("Effect changes with tenure (this row's check)", "効果の時間変化（この行の検定）"),
+    "ph_changes": ("changes", "変化あり"), "ph_no_sign": ("no sign of change", "変化の兆候なし"),
+    "ph_holds": ("holds: no sign the effect changes with tenure", "問題なし（効果が時間で変わる兆候は見られない）"),
+    "ph_advice_category": ("{variable}: the effect changes with tenure (detected for {levels}); stratify by {name}: give each "
+                           "level its own baseline and compare accounts within their level",
+                           "{variable}：効果が時間とともに変わる（{levels}で検出）。{name}で層別化する：水準ごとに基準ハザードを持たせ、"
+                           "同じ水準の顧客どうしで比較する"),
+    "ph_advice_flag": ("“{variable}”: the effect changes with tenure; stratify by it: give accounts with and without it "
+                       "their own baseline",
+                       "「{variable}」：効果が時間とともに変わる。該当・非該当で層別化する：それぞれに基準ハザードを持たせる"),
+    "ph_advice_number": ("{variable}: the effect changes with tenure; add its interaction with time (e.g. {name} × log "
+                         "months) or cut it into bands and stratify by the bands",
+                         "{variable}：効果が時間とともに変わる。時間との交互作用（例：{name}×log(月数)）を加えるか、"
+                         "区分して区分ごとに層別化する"),
     "advice": ("Advice (for the whole variable)", "対応（要因全体）"),
     "versus": ("Compared with", "比較対象"),
     "flag_yes": ("yes", "はい"), "flag_no": ("no", "いいえ"),
@@ -104,6 +120,13 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "interval_90": ("90 % interval", "90%区間"),
     "forecast_note": ("Probability of staying through the next renewal in the quarter, or to the quarter's end; model: Cox, stratified on contract type. The interval reflects who churns, not the model's own uncertainty.",
                       "四半期内の次回更新まで（更新がなければ四半期末まで）継続する確率。モデル：契約形態で層別化したCoxモデル。区間はどの顧客が解約するかのばらつきで、モデル自体の不確かさは含まない。"),
+    "unclear": (" — but the data cannot tell this from no difference (p = {p})", "（ただし偶然の差と区別できない：p = {p}）"),
+    "association_note": ("These hazard ratios describe associations in the accounts' history, not the effect of changing "
+                         "anything: accounts were not assigned to touch models, contract types or channels at random, so "
+                         "the groups can differ in ways the model does not see.",
+                         "これらのハザード比は過去の顧客データに見られる関連であり、何かを変えたときの効果（因果）を示すものでは"
+                         "ありません。タッチモデル・契約形態・販売チャネルは無作為に割り当てられたものではないため、モデルに"
+                         "含まれない違いがグループ間にある可能性があります。"),
     "ph_note": ("Where an effect changes with tenure, its hazard ratio is an average; the renewal forecast therefore gives each contract type its own baseline.",
                 "効果が契約期間とともに変わる要因のハザード比は平均値です。そのため更新予測では契約形態ごとに基準ハザードを分けています。"),
     "low_adoption": ("active users below 40 % of seats", "アクティブユーザーが席数の40%未満"),
@@ -118,9 +141,10 @@ _WORDS = Words("survival", SURVIVAL_LABELS)
 
 def survival_label(key,            # a label key, a column name or a level of a category
                    lang: str = "en", # "en" or "ja"
+                   **fields,         # values for the `{field}`s of a sentence
                   ) -> str:
     "Words for `key` in `lang`: this module's labels, then `csbench.labels`, else the key itself."
-    return _WORDS(key, lang)
+    return _WORDS(key, lang, **fields)
 
 # %% ../notebooks/20_survival.ipynb #2af5d397
 def _rows(data: pd.DataFrame, mask, cols) -> pd.DataFrame:
@@ -535,7 +559,7 @@ def _amount(hr: float, lang: str) -> str:
 
 _SUBJECT = {  # variable -> how to name accounts at one of its levels (en, ja); {} = the level in words
     "billing": ("accounts on {} contracts", "{}の顧客"), "touch_model": ("{} accounts", "{}の顧客"),
-    "channel": ("{} accounts", "{}経由の顧客"), "industry": ("{} accounts", "{}業界の顧客"),
+    "channel": ("{} accounts", "{}経由の顧客"), "industry": ("{} accounts", "{}の顧客"),
     "size": ("accounts with {}", "{}の顧客"), "Contract": ("accounts on {} contracts", "契約{}の顧客"),
 }
 
@@ -554,13 +578,13 @@ def _reading(t, hr: float, lo: float, hi: float, p: float, lang: str) -> str:
         else: who, ref = None, None
         s = (f"{who}は{ref}に比べ、他の条件が同じなら月あたりの解約率が{_amount(hr, 'ja')}" if who else
              f"{survival_label(t.variable, 'ja')}が1増えるごとに、他の条件が同じなら月あたりの解約率が{_amount(hr, 'ja')}")
-        return s + (f"（ただし差がないとも言える：p = {p:.2g}）" if unclear else "")
+        return s + (survival_label("unclear", "ja", p=f"{p:.2g}") if unclear else "")
     if t.kind == "category": who, ref = _who(t.variable, t.level, "en"), _who(t.variable, t.reference, "en")
     elif t.kind == "flag": who, ref = f"accounts with “{survival_label(t.variable, 'en')}”", "the others"
     else: who, ref = None, None
     s = (f"{who[0].upper() + who[1:]} churn {_amount(hr, 'en')} per month {'as' if hr >= 2 else 'than'} {ref}, other things equal" if who else
          f"Each additional unit of {survival_label(t.variable, 'en')} goes with {_amount(hr, 'en')} churn per month, other things equal")
-    return s + (f" — but the data cannot tell this from no difference (p = {p:.2g})" if unclear else "")
+    return s + (survival_label("unclear", "en", p=f"{p:.2g}") if unclear else "")
 
 # %% ../notebooks/20_survival.ipynb #df1f4c32
 def _capital(text: str) -> str: return text[:1].upper() + text[1:]
@@ -652,7 +676,7 @@ class ChurnDrivers(_CoxResult):
         return X
 
     def check_ph(self, *, alpha: float = 0.05, lang: str | None = None) -> pd.DataFrame:
-        "Schoenfeld-residual test of proportional hazards per covariate (lifelines, rank time) with advice."
+        "Schoenfeld-residual PH test per model column (lifelines, rank time); advice per variable, in words (in code: `strata=[variable]`)."
         lang = lang or self.lang
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -661,18 +685,22 @@ class ChurnDrivers(_CoxResult):
         out = terms[["variable", "level", "kind"]].copy()
         out["statistic"] = r.summary["test_statistic"].reindex(out.index)
         out["p"] = r.summary["p"].reindex(out.index)
-        out["proportional"] = out.p >= alpha
-        broken = out.groupby("variable").proportional.transform("all")
-        out["advice"] = [_ph_advice(v, k, ok, lang) for v, k, ok in zip(out.variable, out.kind, broken)]
+        out["proportional"] = out.p >= alpha                       # this row's test
+        out["variable_proportional"] = out.groupby("variable").proportional.transform("all")   # what the advice judges
+        failing = {v: list(g.level[~g.proportional]) for v, g in out.groupby("variable", sort=False)}
+        out["advice"] = [_ph_advice(v, k, failing[v], lang) for v, k in zip(out.variable, out.kind)]
         return out
 
-def _ph_advice(var: str, kind: str, ok: bool, lang: str) -> str:
-    if ok: return "問題なし（効果は時間で一定と見てよい）" if lang == "ja" else "holds: no sign the effect changes with tenure"
-    if kind == "number":
-        return (f"効果が時間で変わる：{var}と時間の交互作用（例：{var}×log(月数)）を加えるか、区分して層別化する" if lang == "ja" else
-                f"the effect changes with tenure: add a time interaction ({var} × log months) or cut it into bands and stratify")
-    return (f"効果が時間で変わる：strata=['{var}'] で層別化する（水準ごとに基準ハザードを持たせる）" if lang == "ja" else
-            f"the effect changes with tenure: stratify, churn_drivers(..., strata=['{var}']), to give each level its own baseline")
+def _ph_advice(var: str, kind: str, failing: list, lang: str) -> str:
+    "Advice for one variable in words (a report page shows it, so no code): the variable, the levels that change, the remedy."
+    if not failing: return survival_label("ph_holds", lang)
+    name = survival_label(var, lang)
+    head, short = (_capital(name), name.lower() if name != str(var) else name) if lang == "en" else (name, name)  # a user's column as it is
+    if kind == "category":
+        levels = ("、" if lang == "ja" else ", ").join(survival_label(v, lang) for v in failing)
+        return survival_label("ph_advice_category", lang, variable=head, levels=levels, name=short)
+    if kind == "flag": return survival_label("ph_advice_flag", lang, variable=name)
+    return survival_label("ph_advice_number", lang, variable=head, name=short)
 
 def churn_drivers(data: pd.DataFrame,          # one row per account
                   *,

@@ -246,3 +246,55 @@ def test_logrank_symmetric_and_input_untouched(table):
     r2 = logrank(df.assign(g=df.g.map({"a": "b", "b": "a"})), by="g")
     np.testing.assert_allclose(r1.statistic.to_numpy(), r2.statistic.to_numpy(), rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(df, before)
+
+
+# ---- words on the churn-drivers page: proportional-hazards check and readings of unclear effects ----
+@pytest.fixture(scope="module")
+def ph_case():
+    """Hand-made: `fading` accounts churn fast in their first 3 months and hardly after (an effect that changes with
+    tenure), `steady` ones at twice the base rate throughout (a constant ratio); `noise` is unrelated to churn."""
+    rng = np.random.default_rng(1)
+    n = 300
+    base, steady = rng.exponential(10, n), rng.exponential(5, n)
+    fading = np.where(rng.random(n) < 0.5, rng.uniform(0, 3, n), 3 + rng.exponential(20, n))
+    d = np.r_[base, steady, fading]
+    df = pd.DataFrame({"duration": np.minimum(d, 24), "event": (d < 24).astype(int),
+                       "variant": ["base"] * n + ["steady"] * n + ["fading"] * n, "noise": rng.random(3 * n)})
+    return churn_drivers(df, covariates=["variant", "noise"], reference={"variant": "base"})
+
+
+def test_ph_row_flags_and_variable_advice_agree(ph_case):
+    for lang in ["en", "ja"]:
+        ph = ph_case.check_ph(lang=lang)
+        assert ph.proportional.tolist() == [False, True, True]           # fading fails; steady and noise pass
+        assert ph.variable_proportional.tolist() == [False, False, True]  # the advice judges the whole variable
+        # one advice for the variable, naming the level whose own check fails, so the passing row does not contradict it
+        assert ph.loc["variant=fading", "advice"] == ph.loc["variant=steady", "advice"]
+        assert "steady" not in ph.loc["variant=steady", "advice"]
+        assert not ph.advice.str.contains(r"strata=|churn_drivers\(").any()       # words on a page, not code
+    en, ja = ph_case.check_ph(lang="en").advice, ph_case.check_ph(lang="ja").advice
+    assert en["variant=steady"] == ("Variant: the effect changes with tenure (detected for fading); stratify by variant: "
+                                    "give each level its own baseline and compare accounts within their level")
+    assert ja["variant=steady"].startswith("variant：効果が時間とともに変わる（fadingで検出）。variantで層別化する")
+    assert en["noise"] == "holds: no sign the effect changes with tenure"
+    assert ja["noise"] == "問題なし（効果が時間で変わる兆候は見られない）"   # not "may be taken as constant"
+
+
+def test_ph_advice_for_flags_and_numbers_is_words():
+    from csbench.survival import _ph_advice
+    assert _ph_advice("deep_discount", "flag", [None], "en").startswith("“discount of 20 % or more”: the effect changes")
+    assert _ph_advice("start_discount", "number", [None], "en").startswith("Discount at signing: the effect changes")
+    assert "契約時の値引き率×log(月数)" in _ph_advice("start_discount", "number", [None], "ja")
+    assert _ph_advice("touch_model", "category", ["high_touch"], "en").startswith(
+        "Touch model: the effect changes with tenure (detected for High touch); stratify by touch model:")
+
+
+def test_unclear_effect_reads_as_chance_not_as_no_difference(ph_case):
+    s_en, s_ja = ph_case.summary("en"), ph_case.summary("ja")
+    unclear = (s_en.lower <= 1) & (s_en.upper >= 1)
+    assert unclear.tolist() == [True, False, True]                   # fading (on average) and noise; steady is clear
+    p = f"{s_en.loc['noise', 'p']:.2g}"
+    assert s_ja.loc["noise", "reading"].endswith(f"（ただし偶然の差と区別できない：p = {p}）")
+    assert s_en.loc["noise", "reading"].endswith(f" — but the data cannot tell this from no difference (p = {p})")
+    assert not s_ja.reading.str.contains("差がない").any()
+    assert not s_en.reading[~unclear].str.contains("cannot tell").any() and not s_ja.reading[~unclear].str.contains("偶然").any()

@@ -404,6 +404,18 @@ def _pts(x, sign: bool = False) -> str:
     v = round(100 * float(x), 1) + 0.0       # + 0.0: no "-0.0"
     return f"{v:+.1f}" if sign else f"{v:.1f}"
 
+def _pts_adding_up(total, parts) -> list:
+    """`parts` of `total` in points to one decimal that add up to the total as shown (largest remainder), so a text
+    never reads 1.8 = 1.2 + 0.5; as rounded alone when a value is missing or the parts do not add up to the total."""
+    raw = [100 * float(p) for p in parts]
+    out = [round(x, 1) for x in raw]
+    if pd.isna(total) or any(pd.isna(raw)) or abs(sum(raw) - 100 * float(total)) > 1e-6: return out
+    steps = int(round(10 * (round(100 * float(total), 1) - sum(out))))
+    up = steps > 0
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=up)[:abs(steps)]:
+        out[i] = round(out[i] + (0.1 if up else -0.1), 1)
+    return out
+
 _EXPLAIN = {
 "en": """**12 months to {period}.** Two common definitions of retention give different numbers for the same book:
 
@@ -465,11 +477,13 @@ def reconcile_definitions(movements: pd.DataFrame, # output of `mrr_movements`
     if not (tot.period == p).any():
         raise ValueError(f"period {period!r} is not in the movement table ({tot.period.iloc[0]} to {tot.period.iloc[-1]})")
     r = tot[tot.period == p].iloc[0]
+    joiner_loss, regained = _pts_adding_up(-r.grr_gap, [-r.grr_gap_joiners, -r.grr_gap_regained])
+    joiner_net, returns = _pts_adding_up(r.nrr_gap, [r.nrr_gap_joiners, r.nrr_gap_returns])
     text = _EXPLAIN[lang].format(
         period=p, base_n=int(r.base_accounts_12m), grr_cap=_pct(r.grr_capped), grr_ms=_pct(r.grr_movement_sum),
-        grr_gap=_pts(-r.grr_gap), joiner_loss=_pts(-r.grr_gap_joiners), regained=_pts(-r.grr_gap_regained),
+        grr_gap=_pts(-r.grr_gap), joiner_loss=_pts(joiner_loss / 100), regained=_pts(regained / 100),
         nrr_cap=_pct(r.nrr_capped), nrr_ms=_pct(r.nrr_movement_sum), nrr_gap=_pts(r.nrr_gap, sign=True),
-        joiner_net=_pts(r.nrr_gap_joiners, sign=True), returns=_pts(-r.nrr_gap_returns),
+        joiner_net=_pts(joiner_net / 100, sign=True), returns=_pts(-returns / 100),
         logo_cap=_pct(r.logo_churn_capped), logo_ms=_pct(r.logo_churn_movement_sum),
         joiner_churns=int(r.joiner_churns_12m), repeat_churns=int(r.repeat_churns_12m))
     return Reconciliation(table, text)

@@ -95,6 +95,7 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "churn_probability_h": ("Churn probability within {h} months", "{h}か月以内の解約確率"),
     "vs_hand": ("vs the hand scorecard", "現行スコアカード比"),
     "call_list": ("call list K = {k} ({n} CSMs × {c} calls)", "コールリスト K = {k}件（CSM {n}名 × {c}件）"),
+    "n_days": ("{n:g} d", "{n:g}日"), "n_months": ("{n:g} mo", "{n:g}か月"),
     "subscore_already": ("a 0-100 sub-score already", "そのまま0〜100のサブスコア"),
     "reasons": ("Main reasons", "主な理由"),
     "account": ("Account", "アカウント"),
@@ -402,8 +403,8 @@ class Component:
     def describe(self, lang: str = "en") -> str:
         "The bands in words, e.g. '< 40 % → 0 · ≥ 40 % → 100' (days and months in `lang`)."
         if not self.edges and not self.scores: return health_label("subscore_already", lang)
-        day, month = ("{:g} d", "{:g} mo") if lang == "en" else ("{:g}日", "{:g}か月")
-        fmt = {"%": lambda v: f"{v:.0%}", "d": day.format, "mo": month.format}.get(self.unit, lambda v: f"{v:g}")
+        fmt = {"%": lambda v: f"{v:.0%}", "d": lambda v: _WORDS("n_days", lang, n=v),
+               "mo": lambda v: _WORDS("n_months", lang, n=v)}.get(self.unit, lambda v: f"{v:g}")
         lo, hi = ("<", "≥") if self.closed == "left" else ("≤", ">")
         e, sc = self.edges, self.scores
         parts = [f"{lo} {fmt(e[0])} → {sc[0]:g}"]

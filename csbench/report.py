@@ -19,9 +19,9 @@ from .book import Book, BookMeta, as_timestamp
 from .labels import LABELS, LANGS, format_money, label, to_csv_safe
 
 # %% auto #0
-__all__ = ['KERNELS', 'SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'ReportError', 'period_bounds', 'RunConfig', 'ReportParams',
-           'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'clean_html', 'previous_period',
-           'Section', 'ReportResult', 'run_report']
+__all__ = ['KERNELS', 'SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'DIRECTIONS', 'ReportError', 'period_bounds', 'RunConfig',
+           'ReportParams', 'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'clean_html',
+           'previous_period', 'Section', 'ReportResult', 'run_report']
 
 # %% ../notebooks/60_report.ipynb #ad040083
 class ReportError(ValueError):
@@ -226,11 +226,8 @@ def _read_snapshot(folder: Path, source: Path) -> Book | None:
 SUMMARY_FILE = "summary.json"
 HEADLINE_KEYS = ("nrr", "grr", "logo_churn", "arr_at_risk", "red_accounts")  # the index's key numbers, in this order
 UNITS = ("pct", "money", "count", "number")
-# +1: the higher the better, -1: the lower; the key numbers and the other headlines of csbench's templates whose
-# direction is not a matter of opinion (a headline not listed is shown without colour)
-_BETTER = {"nrr": 1, "grr": 1, "logo_churn": -1, "arr_at_risk": -1, "red_accounts": -1, "red_arr": -1, "auc": 1,
-           "kept": 1, "expected_retained_arr": 1, "industry_churn": -1, "renewal_or_expansion": 1, "at_risk_arr_covered": 1,
-           "expansion_share": 1}
+DIRECTIONS = ("higher", "lower")  # a headline's `better`: which way its change is shown green (else red; none: no colour)
+_BETTER = {"nrr": "higher", "grr": "higher", "logo_churn": "lower", "arr_at_risk": "lower", "red_accounts": "lower"}  # key numbers' default
 
 def _plain(v):
     "A JSON-ready value: numpy scalars unwrapped, dates as ISO strings, missing as None."
@@ -256,7 +253,7 @@ def headline_key(text: str, # a headline's label, e.g. "Net revenue retention (N
     return ".".join(k for k in parts if k) or "value"
 
 def _headline(item) -> dict:
-    "One headline as a dict with key, label, value, text (and unit if given)."
+    "One headline as a dict with key, label, value, text (and unit and better if given)."
     if isinstance(item, dict): d = dict(item)
     elif isinstance(item, (tuple, list)) and len(item) in (3, 4):
         d = dict(zip(("label", "value", "text") if len(item) == 3 else ("key", "label", "value", "text"), item))
@@ -265,13 +262,17 @@ def _headline(item) -> dict:
         raise ReportError(f"A headline is (label, value, text), (key, label, value, text) or a dict with those keys; got {item!r}")
     unit = d.get("unit")
     if unit is not None and unit not in UNITS: raise ReportError(f"A headline's unit is one of {', '.join(UNITS)}; got {unit!r}")
+    better = d.get("better")
+    if better is not None and better not in DIRECTIONS:
+        raise ReportError(f"A headline's better is one of {', '.join(DIRECTIONS)} (or left out); got {better!r}")
     key = str(d.get("key") or headline_key(d["label"]))
-    return {"key": key, "label": str(d["label"]), "value": _plain(d["value"]), "text": str(d["text"])} | ({"unit": unit} if unit else {})
+    return ({"key": key, "label": str(d["label"]), "value": _plain(d["value"]), "text": str(d["text"])}
+            | ({"unit": unit} if unit else {}) | ({"better": better} if better else {}))
 
 def record_summary(params: ReportParams,   # the template's checked parameters
                    *,
                    title: str,             # the section's title on the index, in the report's language
-                   headlines=(),           # (label, value, text) or (key, label, value, text) tuples, or dicts with unit
+                   headlines=(),           # (label, value, text) or (key, label, value, text) tuples, or dicts with unit and better
                   ) -> None:
     "Hand a template's title and headline numbers to the report index (nothing happens outside a report run)."
     items = [_headline(h) for h in headlines]
@@ -711,9 +712,10 @@ table.hl th,table.hl td{padding:.15em .8em .15em 0;text-align:left} table.hl .n{
 footer{margin-top:3em;border-top:1px solid #ddd;padding-top:.8em;color:#666;font-size:.85em}"""
 
 def _change_html(h: dict, vs: str = "") -> str:
-    "The change of a headline against the previous report, coloured for the key numbers (empty when there is none)."
+    "The change of a headline against the previous report, coloured when the headline (or a key number) says which way is better."
     if "change_text" not in h: return ""
-    d, better = h["change"], next((b for k, b in _BETTER.items() if _is_key(h["key"], k)), 0)
+    way = h.get("better") or next((b for k, b in _BETTER.items() if _is_key(h["key"], k)), None)
+    d, better = h["change"], {"higher": 1, "lower": -1}.get(way, 0)
     cls = "" if not better or h["change_text"].startswith("±") else " good" if d * better > 0 else " bad"
     arrow = "–" if h["change_text"].startswith("±") else "▲" if d > 0 else "▼"
     return (f'<span class="d{cls}" title="{html.escape(str(h.get("previous_text", "")))}">{arrow} '

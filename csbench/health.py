@@ -22,10 +22,10 @@ from .labels import Words, font_context
 from .schema import BookError, Violation, check_table
 
 # %% auto #0
-__all__ = ['HEALTH_LABELS', 'COMPONENTS', 'SYNTH_DRIVER_COMPONENTS', 'DEFAULT_WEIGHTS', 'health_label', 'health_components',
-           'attach_outcomes', 'Component', 'component_table', 'subscores', 'Scorecard', 'default_scorecard',
-           'VendorScore', 'from_vendor', 'Baseline', 'baselines', 'HealthCalibrator', 'plot_weights', 'Backtest',
-           'backtest', 'red_list']
+__all__ = ['HEALTH_LABELS', 'COMPONENTS', 'SYNTH_DRIVER_COMPONENTS', 'DEFAULT_WEIGHTS', 'TIMING_COMPONENTS', 'health_label',
+           'health_components', 'attach_outcomes', 'Component', 'component_table', 'subscores', 'Scorecard',
+           'default_scorecard', 'VendorScore', 'from_vendor', 'Baseline', 'baselines', 'HealthCalibrator',
+           'plot_weights', 'Backtest', 'backtest', 'red_list']
 
 # %% ../notebooks/30_health.ipynb #9b7adaba
 HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -98,6 +98,16 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "n_days": ("{n:g} d", "{n:g}日"), "n_months": ("{n:g} mo", "{n:g}か月"),
     "subscore_already": ("a 0-100 sub-score already", "そのまま0〜100のサブスコア"),
     "reasons": ("Main reasons", "主な理由"),
+    "billing": ("Billing", "請求サイクル"), "billing_monthly": ("Monthly", "月次"), "billing_annual": ("Annual", "年次"),
+    "next_renewal": ("Next renewal", "次回更新日"),
+    "timing_note": ("**{name}** carries {w:.0f} of the 100 learned points. It says *when* an account can leave, not *why*: a "
+                    "month-to-month contract can end at any monthly bill, an annual one only at its renewal, so within {h} months "
+                    "every monthly account can leave. The red list shows billing and the next renewal in their own columns and "
+                    "names the other components as reasons.",
+                    "**{name}**は学習したウェイト100点のうち{w:.0f}点を占めます。これは顧客が「なぜ」ではなく「いつ」解約しうるかを"
+                    "表します。月次契約は毎月の請求時に、年次契約は更新時にのみ終了できるため、{h}か月以内には月次契約の顧客は"
+                    "すべて解約しうる状態にあります。そのためレッド顧客の一覧では請求サイクルと次回更新日を別の列に示し、"
+                    "理由にはそれ以外の構成要素を挙げます。"),
     "account": ("Account", "アカウント"),
     "component": ("Component", "構成要素"),
     "bands": ("Bands (measure → sub-score)", "区分（指標→サブスコア）"),
@@ -1326,23 +1336,36 @@ def backtest(scorers,                        # Scorecard, HealthCalibrator, vend
     return Backtest(summary, per_origin, scores, models, horizon_months=h, k=k, reference=reference, origins=origins)
 
 # %% ../notebooks/30_health.ipynb #a59a6cce
+TIMING_COMPONENTS = ("renewal",)
+"Components that say *when* an account can leave rather than *why*: `red_list` does not name them as reasons."
+
 def red_list(scorecard: Scorecard,          # the scorecard that decides red (e.g. the learned one)
              frame: pd.DataFrame,           # `health_components` at the date of the list
              *,
              accounts: pd.DataFrame | None = None, # the accounts table, for names and CSMs
              n_reasons: int = 3,            # how many reasons to name per account
+             timing=TIMING_COMPONENTS,     # components not named as reasons (billing and the next renewal are columns)
              lang: str = "en",              # language of the reasons
             ) -> pd.DataFrame:
-    "The red accounts, riskiest first: health, churn probability, ARR and expected ARR at risk, and the main reasons."
+    """The red accounts, riskiest first: health, churn probability, ARR and expected ARR at risk, billing, the next renewal
+    and the main reasons (the components that cost the most points, timing components left out)."""
+    w = pd.Series(scorecard.weights)
+    if isinstance(timing, str): timing = [timing]
+    unknown = [t for t in timing if t not in w.index and t not in COMPONENTS]
+    if unknown: raise BookError(f"red_list: timing names components; {unknown} is not one ({', '.join(w.index)})")
     sc = scorecard.score(frame)
     sub = scorecard.subscores(frame)
-    w = pd.Series(scorecard.weights)
     fill = 100.0 if scorecard.missing == "reweight" else float(scorecard.missing)
+    w = w.drop([t for t in timing if t in w.index])
     lost = (100 - sub[list(w.index)].fillna(fill)) / 100 * w          # points lost per component
     out = sc.assign(arr=frame["arr"].to_numpy() if "arr" in frame else np.nan)
     if scorecard.calibration is not None:
         out["churn_probability"] = scorecard.predict_proba(frame)
         out["expected_arr_at_risk"] = out.churn_probability * out.arr
+    if "billing" in frame: out["billing"] = frame["billing"].to_numpy()
+    if {"snapshot", "months_to_renewal"} <= set(frame.columns):    # the day it was computed from (months are days / DAYS_PER_MONTH)
+        days = np.round(frame["months_to_renewal"].to_numpy(dtype=float) * DAYS_PER_MONTH)
+        out["next_renewal"] = pd.to_datetime(frame["snapshot"]).to_numpy() + pd.to_timedelta(days, unit="D")
     top = np.argsort(-lost.to_numpy(), axis=1, kind="stable")[:, :n_reasons]
     names = np.array([health_label(k, lang) for k in w.index], dtype=object)
     vals = lost.to_numpy()

@@ -121,6 +121,13 @@ _HEADINGS = {  # key: (en, ja)
     "last_date": ("Last date", "最後の日付"),
     "missing_share": ("Share missing", "欠損率"),
     "not_in_book": ("Not in this book", "このブックにはありません"),
+    # the book's tables by name (the file a user delivers), with their meaning in Japanese
+    "table_accounts": ("accounts", "accounts（顧客）"), "table_subscriptions": ("subscriptions", "subscriptions（契約）"),
+    "table_usage": ("usage", "usage（利用状況）"), "table_tickets": ("tickets", "tickets（問い合わせ）"),
+    "table_invoices": ("invoices", "invoices（請求書）"), "table_surveys": ("surveys", "surveys（アンケート）"),
+    "table_contacts": ("contacts", "contacts（連絡先）"), "table_csms": ("csms", "csms（CSM）"),
+    "table_activities": ("activities", "activities（CSM活動）"), "table_milestones": ("milestones", "milestones（マイルストーン）"),
+    "table_health_scores": ("health_scores", "health_scores（ベンダーのヘルススコア）"),
     "provenance": ("How this report was made", "レポートの作成情報"),
     "generated_at": ("Generated", "作成日時"),
     "data_fingerprint": ("Data fingerprint", "データのフィンガープリント"),

@@ -76,6 +76,19 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "not_estimable": ("not estimable from this book", "このブックからは推定できません"),
     "estimated": ("estimated", "推定"), "assumed": ("assumed", "仮定"), "reference": ("reference", "基準"),
     "assumed (not estimable)": ("assumed (not estimable)", "仮定（推定不可）"),
+    "few_churns": ("{touch}: {e:,} voluntary churns among {n:,} accounts. An effect of its own needs at least {E} churns "
+                   "among at least {N} accounts, so the assumptions are used for it (churn hazard ratio {hr}, expansion "
+                   "multiplier {mu}). A model can still be fitted to so few churns, but its interval is too wide to plan with.",
+                   "{touch}：{n:,}社のうち自主解約は{e:,}社です。独自の効果を推定するには{N}社以上のうち{E}件以上の解約が必要なため、"
+                   "仮定の値（解約ハザード比 {hr}、拡大の倍率 {mu}）を使っています。これほど少ない解約でもモデルは当てはめられますが、"
+                   "区間が広すぎて計画には使えません。"),
+    "few_reference": ("{touch} (the reference): {e:,} voluntary churns among {n:,} accounts. Effects are measured against it "
+                      "and need at least {E} churns among at least {N} accounts there, so every effect is assumed.",
+                      "{touch}（比較の基準）：{n:,}社のうち自主解約は{e:,}社です。効果はこれを基準に測るため、{N}社以上のうち"
+                      "{E}件以上の解約が必要です。そのためすべての効果に仮定の値を使っています。"),
+    "few_expansions": ("{touch}: too few expansions in some touch model to estimate an expansion multiplier, so the "
+                       "assumption is used ({mu}).", "{touch}：拡大の件数が少ないタッチモデルがあり拡大の倍率を推定できないため、"
+                       "仮定の値（{mu}）を使っています。"),
     # behaviour features, in words
     "arr": ("ARR", "ARR"),
     "tenure_months": ("tenure (months)", "契約期間（月）"),
@@ -874,6 +887,10 @@ class TouchEffects:
         t = as_timestamp(as_of)
         m = _fit_risk_model(book, t, weighting=self.weighting, min_propensity=self.min_propensity, penalizer=self.penalizer)
         self.model_, self.as_of_, self.book_ = m, t, book
+        tm = m.sf.touch_model if "touch_model" in m.sf else pd.Series(np.nan, index=m.sf.index)
+        vol = m.sf.cause.where(m.sf.event.astype(bool)).isin(["voluntary", "unknown"])
+        self.counts_ = (pd.DataFrame({"accounts": tm.value_counts(), "voluntary_churns": tm[vol].value_counts()})
+                        .reindex(list(TOUCH_MODELS)).fillna(0).astype(int).rename_axis("touch_model"))  # first lifetimes, as fitted
         lhr, vhr = pd.Series(np.nan, index=list(TOUCH_MODELS)), pd.Series(np.nan, index=list(TOUCH_MODELS))
         lhr["tech_touch"] = vhr["tech_touch"] = 0.0
         lmu, vmu = lhr.copy(), vhr.copy()
@@ -938,6 +955,22 @@ class TouchEffects:
     def caveat(self, lang: str = "en") -> str:
         "What the estimate can and cannot claim, in words."
         return _CAVEAT["ja" if lang == "ja" else "en"]
+
+    def assumption_notes(self, lang: str = "en") -> list[str]:
+        "Why each effect that `fit` could not estimate is assumed, with the counts behind it (none for `assumed` or a full estimate)."
+        if self.source_ != "estimated": return []
+        c, s, out = self.counts_, self.summary_, []
+        def ci(a, lo, hi): return f"{a:.2f} ({lo:.2f}–{hi:.2f})"
+        def args(t): return dict(touch=_WORDS(t, lang), e=int(c.voluntary_churns[t]), n=int(c.accounts[t]), E=_MIN_EVENTS, N=_MIN_ACCOUNTS)
+        if not self.model_.touch_levels and not (c.accounts.tech_touch >= _MIN_ACCOUNTS and c.voluntary_churns.tech_touch >= _MIN_EVENTS):
+            return [_WORDS("few_reference", lang, **args("tech_touch"))]
+        for t in ("high_touch", "low_touch"):
+            r, mu = s.loc[t], ci(s.expansion_multiplier[t], s.expansion_lower[t], s.expansion_upper[t])
+            if t not in self.model_.touch_levels:
+                out.append(_WORDS("few_churns", lang, hr=ci(r.churn_hr, r.churn_hr_lower, r.churn_hr_upper), mu=mu, **args(t)))
+            elif r.expansion_source == "assumed (not estimable)":
+                out.append(_WORDS("few_expansions", lang, touch=_WORDS(t, lang), mu=mu))
+        return out
 
     def versus(self, truth: dict, # touch model -> {"churn_hr": ..., "expansion_multiplier": ...} (e.g. `SynthTruth.touch_effects`)
               ) -> pd.DataFrame:

@@ -3,6 +3,7 @@ keep_going, atomic publishing, and the index's changes against the previous peri
 import atexit
 import functools
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -193,6 +194,10 @@ def test_every_section_page_hides_code_embeds_figures_and_has_provenance(quarter
         assert not NETWORK.search(page), t["name"]  # self-contained: nothing fetched from the network
         imgs = re.findall(r"<img [^>]*>", page)
         assert all('src="data:image/png;base64,' in i and 'alt="' in i for i in imgs), t["name"]
+        # each figure's alt text says which chart it is (templates show figures with show_figure), not the page's title
+        [title] = re.findall(r"<title>(.*?)</title>", page, flags=re.S)
+        alts = [html.unescape(a) for a in re.findall(r'<img alt="([^"]*)"', page)]
+        assert alts and all(a.strip() and a != html.unescape(title).strip() for a in alts), (t["name"], alts, title)
         assert 'href="index.html"' in page
         [footer] = re.findall(r'<footer class="csbench-provenance".*?</footer>', page, flags=re.S)
         for needed in (prov["csbench_version"], prov["git_commit"], prov["data"]["fingerprint"][:16], "period=2025Q4",

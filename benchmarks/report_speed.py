@@ -12,6 +12,9 @@ run with the same jobs:
   floor, runner         the same empty templates through csbench's runner with kernel='fresh': the floor plus what
                         the runner does around the templates (read + validate + snapshot the book, index, publish)
   floor, warm kernels   the same empty templates with the default runner (kernel='warm'), for reference
+  imports only          the templates cut down to their parameters cell and their import statements (every one, from
+                        every cell), with the default runner: the libraries the analyses need, loaded, and nothing run.
+                        Its ratio to the floor is the least any report with these analyses can reach here
   report                reports/quarterly.yaml on data/sample with the default runner: kernel='warm', one kernel per
                         job running its templates in turn, reset between them
   report, fresh kernels the same with kernel='fresh' (a kernel per template, how the runner worked before)
@@ -26,6 +29,7 @@ they spend them in (cProfile, cumulative).
 Target (issue 9): report <= 1.5 x floor.
 """
 import argparse
+import ast
 import json
 import os
 import resource
@@ -125,6 +129,17 @@ def empty(nb):
     return nb
 
 
+def imports_only(nb):
+    "The parameters cell, then one cell with every import statement of the template's code (nothing else runs)."
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    lines = []
+    for c in nb.cells:
+        if c.cell_type != "code" or c in params: continue
+        lines += [ast.get_source_segment(c.source, n) for n in ast.walk(ast.parse(c.source)) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    nb.cells = params + [nbformat.v4.new_code_cell("\n".join(dict.fromkeys(lines)))]
+    return nb
+
+
 def run_once(config: str, output: Path, templates_dir: str, jobs: int, kernel: str, root: Path = ROOT) -> tuple[float, float, Path]:
     """Wall and CPU seconds of one report run in a new process (with the csbench of `root`), and the folder it published;
     kernel='bare': the floor script on `templates_dir` instead."""
@@ -167,8 +182,9 @@ def main():
         cfg = RunConfig.from_yaml(args.config)
         templates = find_templates(cfg)
         floor_dir = str(copy_templates(templates, tmp / "empty", empty))
+        imports_dir = str(copy_templates(templates, tmp / "imports", imports_only))
         variants = {"floor": (floor_dir, "bare"), "floor, runner": (floor_dir, "fresh"), "floor, warm kernels": (floor_dir, "warm"),
-                    "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
+                    "imports only": (imports_dir, "warm"), "report": ("", "warm"), "report, fresh kernels": ("", "fresh")}
         roots = dict.fromkeys(variants, ROOT)
         if args.against:
             if not Path(args.config).resolve().is_relative_to(ROOT): raise SystemExit(f"--against needs a config inside {ROOT}; got {args.config}")
@@ -180,11 +196,11 @@ def main():
               f"load average {os.getloadavg()[0]:.1f} at the start; best of {args.repeat}; each run a new process\n", flush=True)
         wall, cpus, published = {}, {}, {}
         for i in range(args.repeat):  # interleaved, so the floor and the report see the same load
-            for name, (tdir, kernel) in variants.items():
+            for k, (name, (tdir, kernel)) in enumerate(variants.items()):
                 for j in args.jobs:
                     root = roots[name]
                     config = args.config if root == ROOT else str(root / rel)
-                    dt, dc, path = run_once(config, tmp / "out" / f"{i}-{j}-{kernel}-{bool(tdir)}-{root == ROOT}", tdir, j, kernel, root)
+                    dt, dc, path = run_once(config, tmp / "out" / f"{i}-{j}-{k}", tdir, j, kernel, root)
                     if dt < wall.get((name, j), float("inf")): wall[name, j], published[name, j] = dt, path
                     cpus[name, j] = min(dc, cpus.get((name, j), float("inf")))
         head = "".join(f"{f'wall j={j}':>11s}{'x floor':>8s}" for j in args.jobs) + "".join(f"{f'CPU j={j}':>11s}{'x floor':>8s}" for j in args.jobs)
@@ -205,6 +221,10 @@ def main():
                        f"{wall[name, j]:.1f} s vs {wall['floor', j]:.1f} s; CPU {cpus[name, j]:.1f} vs {cpus['floor', j]:.1f} s "
                        f"({cpus[name, j] / cpus['floor', j]:.2f}x); empty templates through the runner {wall['floor, runner', j]:.1f} s "
                        f"(fresh kernels), {wall['floor, warm kernels', j]:.1f} s (warm)" + limit)
+            r = wall["imports only", j] / wall["floor", j]
+            record("report_speed", f"the templates' imports only, nothing run / floor of {len(templates)} empty templates (wall, jobs={j})", r, "x",
+                   "comparison", None, f"{wall['imports only', j]:.1f} s vs {wall['floor', j]:.1f} s; CPU {cpus['imports only', j]:.1f} vs "
+                   f"{cpus['floor', j]:.1f} s: loading what the analyses need, through the runner (warm kernels), with no analysis run")
             r = wall["report", j] / wall["floor, runner", j]
             record("report_speed", f"full quarterly report / the same empty templates through the runner (wall, jobs={j})", r, "x",
                    "comparison", None, f"{wall['report', j]:.1f} s vs {wall['floor, runner', j]:.1f} s (kernel='fresh'): the runner's "

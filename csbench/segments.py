@@ -76,19 +76,18 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "not_estimable": ("not estimable from this book", "このブックからは推定できません"),
     "estimated": ("estimated", "推定"), "assumed": ("assumed", "仮定"), "reference": ("reference", "基準"),
     "assumed (not estimable)": ("assumed (not estimable)", "仮定（推定不可）"),
-    "few_churns": ("{touch}: {e:,} voluntary churns among {n:,} accounts. An effect of its own needs at least {E} churns "
-                   "among at least {N} accounts, so the assumptions are used for it (churn hazard ratio {hr}, expansion "
-                   "multiplier {mu}). A model can still be fitted to so few churns, but its interval is too wide to plan with.",
-                   "{touch}：{n:,}社のうち自主解約は{e:,}社です。独自の効果を推定するには{N}社以上のうち{E}件以上の解約が必要なため、"
-                   "仮定の値（解約ハザード比 {hr}、拡大の倍率 {mu}）を使っています。これほど少ない解約でもモデルは当てはめられますが、"
-                   "区間が広すぎて計画には使えません。"),
-    "few_reference": ("{touch} (the reference): {e:,} voluntary churns among {n:,} accounts. Effects are measured against it "
-                      "and need at least {E} churns among at least {N} accounts there, so every effect is assumed.",
-                      "{touch}（比較の基準）：{n:,}社のうち自主解約は{e:,}社です。効果はこれを基準に測るため、{N}社以上のうち"
-                      "{E}件以上の解約が必要です。そのためすべての効果に仮定の値を使っています。"),
-    "few_expansions": ("{touch}: too few expansions in some touch model to estimate an expansion multiplier, so the "
-                       "assumption is used ({mu}).", "{touch}：拡大の件数が少ないタッチモデルがあり拡大の倍率を推定できないため、"
-                       "仮定の値（{mu}）を使っています。"),
+    "few_events": ("{touch}: {e:,} {what} among {n:,} accounts. A {kind} effect of its own needs at least {E} among at "
+                   "least {N} accounts, so the assumed {measure} {value} is used. A model can still be fitted to so few, but its "
+                   "interval is too wide to plan with.",
+                   "{touch}：{n:,}社のうち{what}は{e:,}件です。{kind}の効果を独自に推定するには{N}社以上のうち{E}件以上が必要なため、"
+                   "仮定の{measure} {value} を使っています。これほど少ない件数でもモデルは当てはめられますが、区間が広すぎて計画には使えません。"),
+    "few_reference": ("{touch} (the reference): {e:,} {what} among {n:,} accounts. {kind} effects are measured against it "
+                      "and need at least {E} there among at least {N} accounts, so every {kind} effect is assumed.",
+                      "{touch}（比較の基準）：{n:,}社のうち{what}は{e:,}件です。{kind}の効果はこれを基準に測るため、{N}社以上のうち"
+                      "{E}件以上が必要です。そのため{kind}の効果はすべて仮定の値を使っています。"),
+    "n_voluntary_churns": ("voluntary churns", "自主解約"), "n_expansions": ("expansions", "拡大"),
+    "effect_churn": ("churn", "解約"), "effect_expansion": ("expansion", "拡大"),
+    "measure_churn": ("churn hazard ratio", "解約ハザード比"), "measure_expansion": ("expansion multiplier", "拡大の倍率"),
     # behaviour features, in words
     "arr": ("ARR", "ARR"),
     "tenure_months": ("tenure (months)", "契約期間（月）"),
@@ -781,7 +780,9 @@ class _RiskModel:
     "What the outlook needs from the book: churn and involuntary-churn Cox models, expansion/contraction chances, money per event."
     covariates: _Covariates
     strata: list
-    touch_levels: list          # touch models with their own coefficient (tech touch is the reference); [] when not estimable
+    touch_levels: list          # touch models with their own churn coefficient (tech touch is the reference); [] when not estimable
+    up_levels: list             # touch models with their own expansion coefficient (decided apart: expansions can be many
+                                # where churns are few)
     cox_vol: object
     cox_inv: object
     t_max: dict                 # stratum -> longest observed lifetime (months)
@@ -790,9 +791,10 @@ class _RiskModel:
     money: pd.DataFrame         # MRR gained / lost per event, relative, by MRR quartile
     weights: dict               # diagnostics of the propensity weights
     events: dict                # voluntary / involuntary churn events, expansions, contractions
+    counts: pd.DataFrame        # per touch model: accounts, voluntary churns, expansions (what decides the levels)
     sf: pd.DataFrame            # the survival frame the models were fitted on (covariates of every account)
 
-_MIN_ACCOUNTS, _MIN_EVENTS = 10, 5   # a touch model gets its own churn effect only with this many accounts and voluntary churns
+_MIN_ACCOUNTS, _MIN_EVENTS = 10, 5   # a touch model gets its own effect only with this many accounts and events (churns; expansions)
 
 def _design(cov: _Covariates, sf: pd.DataFrame, touch: pd.Series, levels: list, strata: list) -> pd.DataFrame:
     X = cov.transform(sf)
@@ -826,24 +828,40 @@ def _fit_risk_model(book: Book, t: pd.Timestamp, *, weighting: str, min_propensi
     cox_inv = (_cox(X[X_cols].assign(duration=dur, event=inv.astype(int)), strata, False, penalizer) if inv.sum() >= 5 else None)
     t_max = (dur.groupby(X["annual"]).max().to_dict() if strata else {None: float(dur.max())})
     panel = monthly_panel(book, t, tables=["usage"]) if panel is None else panel   # MRR and seats are all it needs
-    per, money = _contract_changes(book, t, sf, panel)
-    per = per[fit_rows.to_numpy() & (per.n > 0).to_numpy()]
-    Xc = X.loc[per.index].drop(columns=[c for c in X.columns if c.startswith("touch: ")]).assign(const=1.0)
-    Xc = Xc[["const"] + [c for c in Xc.columns if c != "const"]]
-    def chances(Xm, y, wt):
+    per_all, money = _contract_changes(book, t, sf, panel)
+    has = (per_all.n > 0).to_numpy()
+    n_up = per_all.up[has].groupby(touch[has]).sum()
+    counts = pd.DataFrame({"accounts": n_t, "voluntary_churns": n_e, "expansions": n_up}).reindex(list(TOUCH_MODELS)).fillna(0) \
+        .astype(int).rename_axis("touch_model")
+    # expansion gets its own levels: a touch model with few churns (high touch, often) can still have many expansions
+    up_ok = lambda m: n_t.get(m, 0) >= _MIN_ACCOUNTS and n_up.get(m, 0) >= _MIN_EVENTS
+    up_levels = [m for m in ("high_touch", "low_touch") if up_ok(m)] if up_ok("tech_touch") else []
+    up_rows = touch.isin(up_levels + ["tech_touch"]) if up_levels else pd.Series(True, index=sf.index)
+    w_up = w
+    if up_levels != levels:
+        w_up = np.ones(len(sf))
+        if up_levels and weighting == "ipw":   # weights of the rows the expansion model is fitted on, among its own levels
+            w_fit, diag["expansion"] = _propensity_weights(sf[up_rows], cov.transform(sf[up_rows]), touch[up_rows], min_propensity)
+            w_up[up_rows.to_numpy()] = w_fit
+    def design(rows):
+        per = per_all[rows.to_numpy() & has]
+        Xc = X.loc[per.index].drop(columns=[c for c in X.columns if c.startswith("touch: ")]).assign(const=1.0)
+        return per, Xc[["const"] + [c for c in Xc.columns if c != "const"]]
+    def chances(per, Xm, y, wt):
         if y.sum() < 10: return None
         Xm = Xm.loc[:, (Xm.std() > 0) | (Xm.columns == "const")]
         g, V = _fit_cloglog(Xm.to_numpy(), per.k.to_numpy(), per.n.to_numpy(float), y.to_numpy(float), wt)
         return list(Xm.columns), g, V
-    wt = pd.Series(w, index=sf.index).reindex(per.index).to_numpy()
-    tp = touch.reindex(per.index)
-    touch_up = levels and all(per.up[tp == m].sum() > 0 for m in levels + ["tech_touch"])
-    Xu = Xc.assign(**{f"touch: {m}": (tp == m).astype(float) for m in (levels if touch_up else [])})
-    up = chances(Xu, per.up, wt if touch_up and weighting == "ipw" else np.ones(len(per)))
-    down = chances(Xc, per.down, np.ones(len(per)))
+    pu, Xu = design(up_rows)
+    tp = touch.reindex(pu.index)
+    Xu = Xu.assign(**{f"touch: {m}": (tp == m).astype(float) for m in up_levels})
+    up = chances(pu, Xu, pu.up, pd.Series(w_up, index=sf.index).reindex(pu.index).to_numpy() if up_levels and weighting == "ipw"
+                 else np.ones(len(pu)))
+    pd_, Xd = design(fit_rows)
+    down = chances(pd_, Xd, pd_.down, np.ones(len(pd_)))
     events = {"voluntary_churn": int(vol[fit_rows].sum()), "involuntary_churn": int(inv.sum()),
-              "expansions": int(per.up.sum()), "contractions": int(per.down.sum()), "accounts": int(fit_rows.sum())}
-    return _RiskModel(cov, strata, levels, cox_vol, cox_inv, t_max, up, down, money, diag, events, sf)
+              "expansions": int(pu.up.sum()), "contractions": int(pd_.down.sum()), "accounts": int(fit_rows.sum())}
+    return _RiskModel(cov, strata, levels, up_levels, cox_vol, cox_inv, t_max, up, down, money, diag, events, counts, sf)
 
 # %% ../notebooks/40_segments.ipynb #4233283d
 DEFAULT_ASSUMPTIONS = {  # touch model -> (estimate, lower, upper) at 95 %; illustrative, used only where the book says nothing
@@ -887,10 +905,7 @@ class TouchEffects:
         t = as_timestamp(as_of)
         m = _fit_risk_model(book, t, weighting=self.weighting, min_propensity=self.min_propensity, penalizer=self.penalizer)
         self.model_, self.as_of_, self.book_ = m, t, book
-        tm = m.sf.touch_model if "touch_model" in m.sf else pd.Series(np.nan, index=m.sf.index)
-        vol = m.sf.cause.where(m.sf.event.astype(bool)).isin(["voluntary", "unknown"])
-        self.counts_ = (pd.DataFrame({"accounts": tm.value_counts(), "voluntary_churns": tm[vol].value_counts()})
-                        .reindex(list(TOUCH_MODELS)).fillna(0).astype(int).rename_axis("touch_model"))  # first lifetimes, as fitted
+        self.counts_ = m.counts   # accounts, voluntary churns and expansions per touch model (first lifetimes, as fitted)
         lhr, vhr = pd.Series(np.nan, index=list(TOUCH_MODELS)), pd.Series(np.nan, index=list(TOUCH_MODELS))
         lhr["tech_touch"] = vhr["tech_touch"] = 0.0
         lmu, vmu = lhr.copy(), vhr.copy()
@@ -900,7 +915,7 @@ class TouchEffects:
                 lhr[lvl], vhr[lvl] = m.cox_vol.params_[c], m.cox_vol.standard_errors_[c] ** 2   # robust (sandwich) when weighted
         if m.up is not None:
             names, g, V = m.up
-            for lvl in m.touch_levels:
+            for lvl in m.up_levels:
                 c = f"touch: {lvl}"
                 if c in names: j = names.index(c); lmu[lvl], vmu[lvl] = g[j], V[j, j]
         self._set(lhr, vhr, lmu, vmu, "estimated")
@@ -960,16 +975,15 @@ class TouchEffects:
         "Why each effect that `fit` could not estimate is assumed, with the counts behind it (none for `assumed` or a full estimate)."
         if self.source_ != "estimated": return []
         c, s, out = self.counts_, self.summary_, []
-        def ci(a, lo, hi): return f"{a:.2f} ({lo:.2f}–{hi:.2f})"
-        def args(t): return dict(touch=_WORDS(t, lang), e=int(c.voluntary_churns[t]), n=int(c.accounts[t]), E=_MIN_EVENTS, N=_MIN_ACCOUNTS)
-        if not self.model_.touch_levels and not (c.accounts.tech_touch >= _MIN_ACCOUNTS and c.voluntary_churns.tech_touch >= _MIN_EVENTS):
-            return [_WORDS("few_reference", lang, **args("tech_touch"))]
-        for t in ("high_touch", "low_touch"):
-            r, mu = s.loc[t], ci(s.expansion_multiplier[t], s.expansion_lower[t], s.expansion_upper[t])
-            if t not in self.model_.touch_levels:
-                out.append(_WORDS("few_churns", lang, hr=ci(r.churn_hr, r.churn_hr_lower, r.churn_hr_upper), mu=mu, **args(t)))
-            elif r.expansion_source == "assumed (not estimable)":
-                out.append(_WORDS("few_expansions", lang, touch=_WORDS(t, lang), mu=mu))
+        for kind, col, levels, est, lo, hi in (("churn", "voluntary_churns", self.model_.touch_levels, "churn_hr", "churn_hr_lower", "churn_hr_upper"),
+                                               ("expansion", "expansions", self.model_.up_levels, "expansion_multiplier", "expansion_lower", "expansion_upper")):
+            def say(key, t): return _WORDS(key, lang, touch=_WORDS(t, lang), e=int(c[col][t]), n=int(c.accounts[t]), E=_MIN_EVENTS,
+                                           N=_MIN_ACCOUNTS, what=_WORDS(f"n_{col}", lang), kind=_WORDS(f"effect_{kind}", lang),
+                                           measure=_WORDS(f"measure_{kind}", lang),
+                                           value=f"{s[est][t]:.2f} ({s[lo][t]:.2f}–{s[hi][t]:.2f})")
+            if not levels and not (c.accounts.tech_touch >= _MIN_ACCOUNTS and c[col].tech_touch >= _MIN_EVENTS):
+                out.append(say("few_reference", "tech_touch"))
+            else: out += [say("few_events", t) for t in ("high_touch", "low_touch") if s[f"{kind}_source"][t] == "assumed (not estimable)"]
         return out
 
     def versus(self, truth: dict, # touch model -> {"churn_hr": ..., "expansion_multiplier": ...} (e.g. `SynthTruth.touch_effects`)
@@ -1112,7 +1126,8 @@ def touch_outlook(book: Book,                       # the book
     cur_touch = frame.touch_model.where(frame.touch_model.isin(TOUCH_MODELS)).fillna(unknown_touch) \
         if "touch_model" in frame else pd.Series(unknown_touch, index=frame.index)
     cur_touch.index = rows.index
-    X = _design(model.covariates, rows, cur_touch, model.touch_levels, model.strata)
+    X = _design(model.covariates, rows, cur_touch, [m for m in ("high_touch", "low_touch") if m in model.touch_levels + model.up_levels],
+                model.strata)
     tau = frame.tenure_months.fillna(0).clip(lower=0).to_numpy(dtype=float)
     stratum = X["annual"].to_numpy() if model.strata else np.full(len(X), None)
     def delta_h(cph, cols):
@@ -1144,7 +1159,7 @@ def touch_outlook(book: Book,                       # the book
     cur = np.array([_TI[x] for x in cur_touch])
     # the touch model each prediction was made at: the current one when the model has its coefficient, else tech touch
     # (the reference); without touch in the model at all, the prediction stands for the current touch model
-    up_levels = [m for m in model.touch_levels if model.up is not None and f"touch: {m}" in model.up[0]]
+    up_levels = [m for m in model.up_levels if model.up is not None and f"touch: {m}" in model.up[0]]
     anchor = lambda levels: np.where(np.isin(cur, [_TI[m] for m in levels]), cur, _TI["tech_touch"]) if levels else cur
     parts = {"arr": frame.arr.fillna(0).to_numpy(dtype=float), "anchor_h": anchor(model.touch_levels), "anchor_m": anchor(up_levels),
              "dHv": dHv, "dHi": dHi, "k": k, "trials": trials, "lam_up": lam_up, "g_up": g_up,

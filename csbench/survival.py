@@ -21,7 +21,7 @@ from .schema import BookError, Violation
 __all__ = ['SURVIVAL_LABELS', 'survival_label', 'SurvivalCurves', 'kaplan_meier', 'adjust_pvalues', 'logrank', 'ChurnDrivers',
            'churn_drivers', 'planted_vs_estimated', 'static_driver_flags', 'driver_panel', 'TimeVaryingDrivers',
            'time_varying_drivers', 'CumulativeIncidence', 'cumulative_incidence', 'CauseSpecificDrivers',
-           'cause_specific_drivers', 'renewal_frame', 'renewal_probability', 'arr_at_risk']
+           'cause_specific_drivers', 'renewal_frame', 'renewal_probability', 'arr_at_risk', 'forecast_track_record']
 
 # %% ../notebooks/20_survival.ipynb #4d0b2c86
 SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -50,6 +50,17 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "involuntary": ("Involuntary churn (failed payment)", "非自発的解約（支払い失敗）"),
     "unknown": ("Unknown cause", "理由不明"),
     "renewal_title": ("Renewal forecast for the next quarter", "次四半期の更新予測"),
+    "track_title": ("How this forecast did before", "この予測の過去の実績"),
+    "track_note": ("The same forecast, made at each of the last {n} quarter ends from the book as known then, against what "
+                   "happened by the quarter's end. Together it expected {exp} of ARR to be lost and {act} was ({diff}); the "
+                   "ARR lost fell inside the {level:.0%} interval in {k} of {n} quarters. The interval covers which accounts "
+                   "happen to churn, not the model's own error.",
+                   "同じ予測を直近{n}四半期の各期末に、その時点で分かっていたデータだけで行い、その四半期末までの実績と比べました。"
+                   "合計で{exp}のARRの解約を予測し、実際は{act}でした（{diff}）。解約したARRが{level:.0%}区間に入ったのは{n}四半期中"
+                   "{k}四半期です。区間はどの顧客が解約するかのばらつきを表し、モデル自体の誤差は含みません。"),
+    "forecast_made": ("Forecast made at", "予測時点"), "quarter_end": ("Quarter ending", "対象期末"),
+    "arr_lost": ("ARR lost", "解約したARR"),
+    "inside_interval": ("Inside the interval", "区間内"), "too_early": ("not enough data then", "当時はデータ不足"),
     "arr_at_risk": ("ARR at risk", "解約リスクのあるARR"),
     "expected_arr_at_risk": ("Expected ARR at risk", "解約リスクのあるARR（期待値）"),
     "p_stay": ("Probability of staying", "継続確率"),
@@ -1132,3 +1143,39 @@ def arr_at_risk(forecast: pd.DataFrame,    # output of `renewal_probability`
                      "expected_churned_accounts": p.sum(), "expected_arr_at_risk": float(a @ p),
                      "lower": q[0], "upper": q[1]})
     return pd.DataFrame(rows).set_index(by or "group")
+
+# %% ../notebooks/20_survival.ipynb #1600bddb
+def forecast_track_record(book: Book,            # the book
+                          forecast,              # (book as known at t, t) -> `renewal_probability` table (p_churn, arr)
+                          *,
+                          as_of,                 # the date of the report: origins are as_of - horizon, - 2 horizons, ...
+                          horizon_months: int = 3, # forecast horizon
+                          n_origins: int = 4,    # how many past forecasts
+                          level: float = 0.9,    # level of the interval (`arr_at_risk`)
+                          seed: int = 0,         # seed of the interval's simulation
+                         ) -> pd.DataFrame:
+    "Past forecasts made from what was known then, against what happened: expected and actual churned accounts and ARR."
+    if not (isinstance(n_origins, int) and 1 <= n_origins <= 40): raise ValueError(f"n_origins must be 1-40; got {n_origins!r}")
+    if not (isinstance(horizon_months, int) and 1 <= horizon_months <= 24): raise ValueError(f"horizon_months must be 1-24; got {horizon_months!r}")
+    t, rows = as_timestamp(as_of), []
+    def back(n):   # n months before as_of; a month end stays a month end (2025-06-30 - 3 months = 2025-03-31)
+        d = t - pd.DateOffset(months=n)
+        return d + pd.offsets.MonthEnd(0) if t.is_month_end else d
+    for k in range(n_origins, 0, -1):
+        origin, end = back(k * horizon_months), back((k - 1) * horizon_months)
+        row = {"origin": origin, "end": end}
+        try: fc = forecast(book.truncate(origin), origin)
+        except (BookError, ValueError) as e:   # too little known then for a model: say why on its row, in one line
+            rows.append(row | {"note": " ".join(str(e).split())[:300]}); continue
+        tot = arr_at_risk(fc, level=level, seed=seed).iloc[0]
+        status = account_frame(book, end).set_index("account_id").status
+        lost = ~status.reindex(fc.account_id).eq("active").to_numpy()
+        arr = fc.arr.fillna(0).to_numpy(dtype=float)
+        rows.append(row | {"accounts": len(fc), "expected_churned_accounts": float(fc.p_churn.sum()), "churned_accounts": int(lost.sum()),
+                           "expected_arr_at_risk": float(tot.expected_arr_at_risk), "lower": float(tot.lower), "upper": float(tot.upper),
+                           "arr_lost": float(arr @ lost), "note": ""})
+    out = pd.DataFrame(rows, columns=["origin", "end", "accounts", "expected_churned_accounts", "churned_accounts", "expected_arr_at_risk",
+                                      "lower", "upper", "arr_lost", "note"])
+    out["inside"] = out.arr_lost.between(out.lower, out.upper).where(out.arr_lost.notna())
+    out.attrs["level"] = level
+    return out

@@ -98,16 +98,39 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "n_days": ("{n:g} d", "{n:g}日"), "n_months": ("{n:g} mo", "{n:g}か月"),
     "subscore_already": ("a 0-100 sub-score already", "そのまま0〜100のサブスコア"),
     "reasons": ("Main reasons", "主な理由"),
-    "billing": ("Billing", "請求サイクル"), "billing_monthly": ("Monthly", "月次"), "billing_annual": ("Annual", "年次"),
+    "billing": ("Contract type", "契約形態"), "billing_monthly": ("Monthly", "月次契約"), "billing_annual": ("Annual", "年間契約"),
     "next_renewal": ("Next renewal", "次回更新日"),
     "timing_note": ("**{name}** carries {w:.0f} of the 100 learned points. It says *when* an account can leave, not *why*: a "
                     "month-to-month contract can end at any monthly bill, an annual one only at its renewal, so within {h} months "
-                    "every monthly account can leave. The red list shows billing and the next renewal in their own columns and "
-                    "names the other components as reasons.",
+                    "every monthly account can leave, and every monthly account loses these points. The red list shows the "
+                    "contract type and the next renewal in their own columns and names the other components as reasons.",
                     "**{name}**は学習したウェイト100点のうち{w:.0f}点を占めます。これは顧客が「なぜ」ではなく「いつ」解約しうるかを"
-                    "表します。月次契約は毎月の請求時に、年次契約は更新時にのみ終了できるため、{h}か月以内には月次契約の顧客は"
-                    "すべて解約しうる状態にあります。そのためレッド顧客の一覧では請求サイクルと次回更新日を別の列に示し、"
-                    "理由にはそれ以外の構成要素を挙げます。"),
+                    "表します。月次契約は毎月の請求時に、年間契約は更新時にのみ終了できるため、{h}か月以内には月次契約の顧客は"
+                    "すべて解約しうる状態にあり、この点数をすべて失います。そのためレッド顧客の一覧では契約形態と次回更新日を"
+                    "別の列に示し、理由にはそれ以外の構成要素を挙げます。"),
+    "red_shown": ("The {k} riskiest of {n:,} are shown ({m:,} of the {n:,} on monthly contracts); the CSV has them all. "
+                  "Red: a health score below {b:.0f} on the learned scorecard.",
+                  "解約確率の高い{k}社を表示しています（全{n:,}社のうち月次契約は{m:,}社。全社はCSVに収録）。"
+                  "レッド：学習したスコアカードでヘルススコアが{b:.0f}未満。"),
+    # a red account's reasons: what is wrong, in words (the component names say what is measured)
+    "reason_adoption": ("Low seat adoption", "席の利用率が低い"),
+    "reason_usage_trend": ("Usage down over 3 months", "3か月で利用が減少"),
+    "reason_usage_trend_6m": ("Usage down over 6 months", "6か月で利用が減少"),
+    "reason_feature_adoption": ("Little key-feature use", "主要機能の利用が少ない"),
+    "reason_p1p2_tickets": ("P1/P2 tickets last month", "先月P1/P2の問い合わせあり"),
+    "reason_p1p2_age": ("P1/P2 ticket open for long", "P1/P2の問い合わせが長く未解決"),
+    "reason_payment": ("Payment overdue", "支払い遅延"),
+    "reason_nps": ("NPS detractor in the last 6 months", "直近6か月にNPS批判者の回答"),
+    "reason_nps_trend": ("NPS falling", "NPSが低下"),
+    "reason_csat": ("Low CSAT, last 90 days", "直近90日のCSATが低い"),
+    "reason_sponsor": ("Sponsor left in the last 6 months", "直近6か月にスポンサーが離任"),
+    "reason_sponsor_present": ("No sponsor in place", "スポンサー不在"),
+    "reason_champion_present": ("No champion (key user)", "チャンピオン（キーユーザー）不在"),
+    "reason_time_to_value": ("Slow to the first goal", "最初の目標達成が遅い"),
+    "reason_onboarding": ("Onboarding milestones missed", "オンボーディングが未達"),
+    "reason_touches": ("Few CSM touches, last 90 days", "直近90日のCSM接点が少ない"),
+    "reason_tenure": ("New customer", "契約期間が短い"),
+    "reason_renewal": ("Renewal soon", "更新が近い"),
     "account": ("Account", "アカウント"),
     "component": ("Component", "構成要素"),
     "bands": ("Bands (measure → sub-score)", "区分（指標→サブスコア）"),
@@ -1367,7 +1390,7 @@ def red_list(scorecard: Scorecard,          # the scorecard that decides red (e.
         days = np.round(frame["months_to_renewal"].to_numpy(dtype=float) * DAYS_PER_MONTH)
         out["next_renewal"] = pd.to_datetime(frame["snapshot"]).to_numpy() + pd.to_timedelta(days, unit="D")
     top = np.argsort(-lost.to_numpy(), axis=1, kind="stable")[:, :n_reasons]
-    names = np.array([health_label(k, lang) for k in w.index], dtype=object)
+    names = np.array([health_label(f"reason_{k}" if f"reason_{k}" in HEALTH_LABELS else k, lang) for k in w.index], dtype=object)
     vals = lost.to_numpy()
     out["reasons"] = [" · ".join(names[j] for j in row if vals[i, j] > 0) for i, row in enumerate(top)]
     if accounts is not None:

@@ -120,6 +120,10 @@ _HEADINGS = {  # key: (en, ja)
     "first_date": ("First date", "最初の日付"),
     "last_date": ("Last date", "最後の日付"),
     "missing_share": ("Share missing", "欠損率"),
+    "blanks_note": ("A blank is not always a gap: optional columns are blank where nothing applies. An open contract has no "
+                    "end date or end reason, an account served by tech touch no CSM, a contact still in place no departure date.",
+                    "空欄は必ずしも欠損ではありません。任意の列は該当しない場合に空欄になります。継続中の契約には終了日と終了理由がなく、"
+                    "テックタッチの顧客には担当CSMがおらず、在任中の連絡先には離任日がありません。"),
     "not_in_book": ("Not in this book", "このブックにはありません"),
     # the book's tables by name (the file a user delivers), with their meaning in Japanese
     "table_accounts": ("accounts", "accounts（顧客）"), "table_subscriptions": ("subscriptions", "subscriptions（契約）"),
@@ -221,14 +225,15 @@ _STEPS = {"en": [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")],
 def _compact(x, lang):
     for size, unit in _STEPS[lang]:
         if abs(x) >= size:
-            v = abs(x) / size
-            return f"{v:,.{0 if v >= 100 else 1}f}".removesuffix(".0") + unit
+            v = abs(x) / size   # three significant digits (¥4.71億, ¥12.3M, ¥165M), trailing zeros dropped (¥2M, ¥1.5B)
+            s = f"{v:,.{0 if v >= 100 else 1 if v >= 10 else 2}f}"
+            return (s.rstrip("0").rstrip(".") if "." in s else s) + unit
     return f"{abs(x):,.0f}"
 
 def format_money(x: float,            # amount in `currency`
                  currency: str,        # ISO 4217 code, e.g. "JPY"
                  *,
-                 compact: bool = False, # shorten: ¥12.3M (en) or ¥1,235万 / ¥1.2億 (ja)
+                 compact: bool = False, # shorten to three significant digits: ¥12.3M (en) or ¥1,235万 / ¥1.23億 (ja)
                  lang: str = "en",      # language of the compact units
                 ) -> str:
     "An amount as a reader expects it: ¥12,345,678, $1,234.56, 1,234 EUR."

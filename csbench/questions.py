@@ -32,6 +32,7 @@ QUESTION_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "discount_change_at_renewal": ("How does the discount change at the first renewal?", "初回更新で値引きはどう変わるか？"),
     "contract_size_by_tenure": ("Do long-time customers pay more than at first?", "長期顧客の契約規模は初回契約と比べてどうか？"),
     "lifecycle_funnel": ("The customer lifecycle: conversion and time per stage", "顧客ライフサイクル：各段階の転換率と所要日数"),
+    "lifecycle_chart": ("Accounts reaching each stage, and conversion from the previous stage", "各段階に到達した顧客数と前段階からの転換率"),
     "time_to_value_effect": ("Time to value and its effect on retention", "価値実現までの期間と継続率への影響"),
     "csm_activity": ("CSM activity and human touch on ARR with warning signs", "CSMの活動と警告サインのある顧客のARRへの接触"),
     "warning_arr_touched": ("Human touch on ARR with warning signs", "警告サインのある顧客のARRのうち直近に接触した割合"),
@@ -592,7 +593,7 @@ def plot_funnel(table: pd.DataFrame,  # `lifecycle_funnel(...).table`
         for y, (st, r) in enumerate(t.iterrows()):
             if pd.notna(r.get("rate", np.nan)):
                 ax.annotate(f" {r.rate:.0%}", (r.entered, y), va="center", fontsize=9)
-        ax.set(xlabel=question_label("entered", lang), title=title or question_label("lifecycle_funnel", lang))
+        ax.set(xlabel=question_label("entered", lang), title=title or question_label("lifecycle_chart", lang))   # counts and rates, no times
         ax.spines[["top", "right"]].set_visible(False)
         _use_font(ax)
     return ax

@@ -37,7 +37,7 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "behaviour_clusters": ("Behavioural clusters", "利用行動クラスター"),
     "risk_value_grid": ("Risk × value grid", "リスク×価値グリッド"),
     "coverage_plan": ("Optimised coverage plan", "最適化したカバレッジ計画"),
-    "best_arr_tiers": ("Best ARR tiers at this budget", "同じ予算で最良のARR階層"),
+    "best_arr_tiers": ("Best ARR tiers within these hours", "同じ時間内で最良のARR階層"),
     "expected_retained_arr": ("Expected ARR kept from today's accounts", "現在の顧客から維持できるARRの見込み"),
     "expected_nrr": ("Expected NRR", "NRRの見込み"),
     "cost_year": ("CSM cost per year", "CSM人件費（年間）"),
@@ -57,7 +57,7 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "estimate": ("Estimate", "推定値"),
     "planted": ("Planted truth", "真の値（シミュレーション）"),
     "interval": ("interval", "区間"),
-    "plan_curve_title": ("ARR kept for each level of CSM hours", "CSM稼働時間ごとに維持できるARR"),
+    "plan_curve_title": ("ARR kept for each number of CSMs", "CSMの人数ごとに維持できるARR"),
     "plan_curve_x": ("CSMs (full-time equivalents)", "CSM人数（フルタイム換算）"),
     "optimised_frontier": ("Optimised plan", "最適化した計画"),
     "team_now": ("Team now", "現在のチーム"),
@@ -76,16 +76,18 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "not_estimable": ("not estimable from this book", "このブックからは推定できません"),
     "estimated": ("estimated", "推定"), "assumed": ("assumed", "仮定"), "reference": ("reference", "基準"),
     "assumed (not estimable)": ("assumed (not estimable)", "仮定（推定不可）"),
-    "few_events": ("{touch}: {e:,} {what} among {n:,} accounts. A {kind} effect of its own needs at least {E} among at "
-                   "least {N} accounts, so the assumed {measure} {value} is used. A model can still be fitted to so few, but its "
-                   "interval is too wide to plan with.",
-                   "{touch}：{n:,}社のうち{what}は{e:,}件です。{kind}の効果を独自に推定するには{N}社以上のうち{E}件以上が必要なため、"
-                   "仮定の{measure} {value} を使っています。これほど少ない件数でもモデルは当てはめられますが、区間が広すぎて計画には使えません。"),
-    "few_reference": ("{touch} (the reference): {e:,} {what} among {n:,} accounts. {kind} effects are measured against it "
-                      "and need at least {E} there among at least {N} accounts, so every {kind} effect is assumed.",
-                      "{touch}（比較の基準）：{n:,}社のうち{what}は{e:,}件です。{kind}の効果はこれを基準に測るため、{N}社以上のうち"
-                      "{E}件以上が必要です。そのため{kind}の効果はすべて仮定の値を使っています。"),
-    "n_voluntary_churns": ("voluntary churns", "自主解約"), "n_expansions": ("expansions", "拡大"),
+    "few_events": ("{touch}: {e:,} {what} among the {n:,} accounts it has had since the book starts. A {kind} effect of its "
+                   "own needs at least {E} {what} among at least {N} accounts, so the assumed {measure} {value} is used. A model "
+                   "can still be fitted to so few, but its interval is too wide to plan with.",
+                   "{touch}：データ期間全体の{n:,}社のうち、{what}は{e:,}件です。{kind}の効果を独自に推定するには{N}社以上で"
+                   "{what}が{E}件以上必要なため、仮定の{measure} {value} を使っています。これほど少ない件数でもモデルは当てはめられますが、"
+                   "区間が広すぎて計画には使えません。"),
+    "few_reference": ("{touch} (the reference): {e:,} {what} among the {n:,} accounts it has had since the book starts. "
+                      "{kind} effects are measured against it and need at least {E} {what} there among at least {N} accounts, "
+                      "so every {kind} effect is assumed.",
+                      "{touch}（比較の基準）：データ期間全体の{n:,}社のうち、{what}は{e:,}件です。{kind}の効果はこれを基準に測るため、"
+                      "{N}社以上で{what}が{E}件以上必要です。そのため{kind}の効果はすべて仮定の値を使っています。"),
+    "n_voluntary_churns": ("voluntary churns", "自発的解約"), "n_expansions": ("expansions", "拡大"),
     "effect_churn": ("churn", "解約"), "effect_expansion": ("expansion", "拡大"),
     "measure_churn": ("churn hazard ratio", "解約ハザード比"), "measure_expansion": ("expansion multiplier", "拡大の倍率"),
     # behaviour features, in words

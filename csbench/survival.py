@@ -52,12 +52,16 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "renewal_title": ("Renewal forecast for the next quarter", "次四半期の更新予測"),
     "track_title": ("How this forecast did before", "この予測の過去の実績"),
     "track_note": ("The same forecast, made at each of the last {n} quarter ends from the book as known then, against what "
-                   "happened by the quarter's end. Together it expected {exp} of ARR to be lost and {act} was ({diff}); the "
-                   "ARR lost fell inside the {level:.0%} interval in {k} of {n} quarters. The interval covers which accounts "
-                   "happen to churn, not the model's own error.",
+                   "happened by the quarter's end. Over the {n} quarters it expected {exp} of ARR to be lost and {act} was, "
+                   "{diff}; it expected {n_exp:,.0f} accounts to churn and {n_act:,} did. The ARR lost fell inside the "
+                   "{level:.0%} interval in {k} of {n} quarters. The interval covers which accounts happen to churn, not the "
+                   "model's own error.",
                    "同じ予測を直近{n}四半期の各期末に、その時点で分かっていたデータだけで行い、その四半期末までの実績と比べました。"
-                   "合計で{exp}のARRの解約を予測し、実際は{act}でした（{diff}）。解約したARRが{level:.0%}区間に入ったのは{n}四半期中"
-                   "{k}四半期です。区間はどの顧客が解約するかのばらつきを表し、モデル自体の誤差は含みません。"),
+                   "{n}四半期の合計で、予測した解約ARRは{exp}、実績は{act}で、{diff}。解約を見込んだ顧客は{n_exp:,.0f}社、"
+                   "実際に解約したのは{n_act:,}社です。解約したARRが{level:.0%}区間に入ったのは{n}四半期中{k}四半期です。"
+                   "区間はどの顧客が解約するかのばらつきを表し、モデル自体の誤差は含みません。"),
+    "below_forecast": ("{p:.0%} less than forecast", "予測を{p:.0%}下回りました"),
+    "above_forecast": ("{p:.0%} more than forecast", "予測を{p:.0%}上回りました"),
     "forecast_made": ("Forecast made at", "予測時点"), "quarter_end": ("Quarter ending", "対象期末"),
     "arr_lost": ("ARR lost", "解約したARR"),
     "inside_interval": ("Inside the interval", "区間内"), "too_early": ("not enough data then", "当時はデータ不足"),

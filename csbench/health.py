@@ -108,7 +108,7 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                     "表します。月次契約は毎月の請求時に、年間契約は更新時にのみ終了できるため、{h}か月以内には月次契約の顧客は"
                     "すべて解約しうる状態にあり、この点数をすべて失います。そのためレッド顧客の一覧では契約形態と次回更新日を"
                     "別の列に示し、理由にはそれ以外の構成要素を挙げます。"),
-    "red_shown": ("The {k} riskiest of {n:,} are shown ({m:,} of the {n:,} on monthly contracts); the CSV has them all. "
+    "red_shown": ("The {k} riskiest are shown; the CSV has all {n:,}, {m:,} of them on monthly contracts. "
                   "Red: a health score below {b:.0f} on the learned scorecard.",
                   "解約確率の高い{k}社を表示しています（全{n:,}社のうち月次契約は{m:,}社。全社はCSVに収録）。"
                   "レッド：学習したスコアカードでヘルススコアが{b:.0f}未満。"),

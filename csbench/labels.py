@@ -132,6 +132,12 @@ _HEADINGS = {  # key: (en, ja)
     "table_contacts": ("contacts", "contacts（連絡先）"), "table_csms": ("csms", "csms（CSM）"),
     "table_activities": ("activities", "activities（CSM活動）"), "table_milestones": ("milestones", "milestones（マイルストーン）"),
     "table_health_scores": ("health_scores", "health_scores（ベンダーのヘルススコア）"),
+    # the book's optional columns by name, with their meaning in Japanese (the data-quality table)
+    **{f"column_{c}": (c, f"{c}（{ja}）") for c, ja in {
+        "brand_tier": "ブランド階層", "category": "分類", "channel": "販売チャネル", "closed_at": "解決日時", "contact_id": "連絡先ID",
+        "csm_id": "担当CSM", "employees": "従業員数", "end_date": "終了日", "end_reason": "終了理由", "left_at": "離任日",
+        "list_mrr": "定価MRR", "mrr": "MRR", "paid_at": "入金日", "potential_arr": "潜在ARR", "referenceable": "事例紹介の可否",
+        "touch_model": "タッチモデル", "unsubscribed_at": "配信停止日", "use_case": "利用目的"}.items()},
     "provenance": ("How this report was made", "レポートの作成情報"),
     "generated_at": ("Generated", "作成日時"),
     "data_fingerprint": ("Data fingerprint", "データのフィンガープリント"),

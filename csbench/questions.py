@@ -46,7 +46,7 @@ QUESTION_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "retention_after": ("Share still customers a year later", "1年後も継続している割合"),
     "reached_goal": ("reached the first goal in time", "期限内に最初の目標を達成"),
     "not_reached_goal": ("did not reach it in time", "期限内に未達成"),
-    "csm_minutes_title": ("CSM time per account, by touch model", "タッチモデル別・顧客1社あたりのCSM対応時間"),
+    "csm_minutes_title": ("CSM time logged per account (activities), by touch model", "タッチモデル別・顧客1社あたりのCSM対応時間（活動記録）"),
     "stage": ("Stage", "段階"), "entered": ("Accounts that reached the stage", "この段階に到達した顧客数"),
     "conversion": ("Conversion from the previous stage", "前段階からの転換率"), "median_days": ("Median days", "所要日数の中央値"),
     "minutes_per_account_month": ("CSM minutes per account per month", "顧客1社・1か月あたりのCSM対応時間（分）"),

@@ -131,7 +131,7 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "reason_touches": ("Few CSM touches, last 90 days", "直近90日のCSM接点が少ない"),
     "reason_tenure": ("New customer", "契約期間が短い"),
     "reason_renewal": ("Renewal soon", "更新が近い"),
-    "account": ("Account", "アカウント"),
+    "account": ("Account", "顧客"),
     "component": ("Component", "構成要素"),
     "bands": ("Bands (measure → sub-score)", "区分（指標→サブスコア）"),
     "missing_share": ("Share missing", "欠損率"),

@@ -20,8 +20,8 @@ from .labels import LABELS, LANGS, format_money, label, to_csv_safe
 
 # %% auto #0
 __all__ = ['KERNELS', 'SUMMARY_FILE', 'HEADLINE_KEYS', 'UNITS', 'DIRECTIONS', 'ReportError', 'period_bounds', 'RunConfig',
-           'ReportParams', 'check_parameters', 'headline_key', 'record_summary', 'figure_alt', 'show_figure',
-           'find_templates', 'clean_html', 'previous_period', 'Section', 'ReportResult', 'run_report']
+           'ReportParams', 'check_parameters', 'headline_key', 'record_summary', 'find_templates', 'clean_html',
+           'figure_alt', 'show_figure', 'previous_period', 'Section', 'ReportResult', 'run_report']
 
 # %% ../notebooks/60_report.ipynb #ad040083
 class ReportError(ValueError):
@@ -282,28 +282,6 @@ def record_summary(params: ReportParams,   # the template's checked parameters
     params.out_dir.mkdir(parents=True, exist_ok=True)
     (params.out_dir / SUMMARY_FILE).write_text(json.dumps({"title": str(title), "headlines": items}, ensure_ascii=False, indent=1),
                                                encoding="utf-8")
-
-# %% ../notebooks/60_report.ipynb #879d8d68
-def figure_alt(fig) -> str:
-    "A figure in words, for its alt text: its title, else its panels' titles, else its axis labels ('' when it has none)."
-    sup = fig.get_suptitle().strip()
-    if sup: return sup
-    titles = [t for ax in fig.axes for loc in ("left", "center", "right") if (t := ax.get_title(loc).strip())]
-    if titles: return " · ".join(dict.fromkeys(titles))
-    labels = (" / ".join(x for x in (ax.get_ylabel().strip(), ax.get_xlabel().strip()) if x) for ax in fig.axes)
-    return " · ".join(dict.fromkeys(x for x in labels if x))
-
-def show_figure(fig=None,                # a matplotlib Figure; None: every open figure, as `plt.show()`
-                *,
-                alt: str | None = None,  # the alt text on the report page; None: `figure_alt(fig)`
-               ) -> None:
-    "Show figures in a template as `plt.show()` does, each with an alt text that says which chart it is; then close them."
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-    for f in ([fig] if fig is not None else [plt.figure(n) for n in plt.get_fignums()]):
-        text = figure_alt(f) if alt is None else alt
-        display(f, metadata={"image/png": {"alt": text}} if text else None)
-        plt.close(f)
 
 # %% ../notebooks/60_report.ipynb #6ae69e3a
 def find_templates(config: RunConfig) -> list[Path]:
@@ -644,6 +622,28 @@ def _page(exporter, nb, *, title: str, lang: str, footer: str) -> str:
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title},
                                                          "csbench": {"nav": nav, "footer": footer, "alt": title, "css": _TABLE_CSS}})
     return body
+
+# %% ../notebooks/60_report.ipynb #879d8d68
+def figure_alt(fig) -> str:
+    "A figure in words, for its alt text: its title, else its panels' titles, else its axis labels ('' when it has none)."
+    sup = fig.get_suptitle().strip()
+    if sup: return sup
+    titles = [t for ax in fig.axes for loc in ("left", "center", "right") if (t := ax.get_title(loc).strip())]
+    if titles: return " · ".join(dict.fromkeys(titles))
+    labels = (" / ".join(x for x in (ax.get_ylabel().strip(), ax.get_xlabel().strip()) if x) for ax in fig.axes)
+    return " · ".join(dict.fromkeys(x for x in labels if x))
+
+def show_figure(fig=None,                # a matplotlib Figure; None: every open figure, as `plt.show()`
+                *,
+                alt: str | None = None,  # the alt text on the report page; None: `figure_alt(fig)`
+               ) -> None:
+    "Show figures in a template as `plt.show()` does, each with an alt text that says which chart it is; then close them."
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    for f in ([fig] if fig is not None else [plt.figure(n) for n in plt.get_fignums()]):
+        text = figure_alt(f) if alt is None else alt
+        display(f, metadata={"image/png": {"alt": text}} if text else None)
+        plt.close(f)
 
 # %% ../notebooks/60_report.ipynb #628a0260
 def previous_period(period: str, # '2025Q4', '2025-12' or '2025'

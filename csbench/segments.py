@@ -859,10 +859,10 @@ def _fit_risk_model(book: Book, t: pd.Timestamp, *, weighting: str, min_propensi
     Xu = Xu.assign(**{f"touch: {m}": (tp == m).astype(float) for m in up_levels})
     up = chances(pu, Xu, pu.up, pd.Series(w_up, index=sf.index).reindex(pu.index).to_numpy() if up_levels and weighting == "ipw"
                  else np.ones(len(pu)))
-    pd_, Xd = design(fit_rows)
-    down = chances(pd_, Xd, pd_.down, np.ones(len(pd_)))
+    pdn, Xd = design(fit_rows)
+    down = chances(pdn, Xd, pdn.down, np.ones(len(pdn)))
     events = {"voluntary_churn": int(vol[fit_rows].sum()), "involuntary_churn": int(inv.sum()),
-              "expansions": int(pu.up.sum()), "contractions": int(pd_.down.sum()), "accounts": int(fit_rows.sum())}
+              "expansions": int(pu.up.sum()), "contractions": int(pdn.down.sum()), "accounts": int(fit_rows.sum())}
     return _RiskModel(cov, strata, levels, up_levels, cox_vol, cox_inv, t_max, up, down, money, diag, events, counts, sf)
 
 # %% ../notebooks/40_segments.ipynb #4233283d

@@ -124,7 +124,7 @@ _HEADINGS = {  # key: (en, ja)
                     "end date or end reason, an account served by tech touch no CSM, a contact still in place no departure date.",
                     "空欄は必ずしも欠損ではありません。任意の列は該当しない場合に空欄になります。継続中の契約には終了日と終了理由がなく、"
                     "テックタッチの顧客には担当CSMがおらず、在任中の連絡先には離任日がありません。"),
-    "not_in_book": ("Not in this book", "このブックにはありません"),
+    "not_in_book": ("Not in this book", "このデータにはありません"),
     # the book's tables by name (the file a user delivers), with their meaning in Japanese
     "table_accounts": ("accounts", "accounts（顧客）"), "table_subscriptions": ("subscriptions", "subscriptions（契約）"),
     "table_usage": ("usage", "usage（利用状況）"), "table_tickets": ("tickets", "tickets（問い合わせ）"),
@@ -156,7 +156,7 @@ _HEADINGS = {  # key: (en, ja)
                       "増減は{date}に作成された{period}のレポートとの比較です。"),
     "no_previous_report": ("No previous report ({period}) to compare with.", "比較する前期（{period}）のレポートはありません。"),
     "previous_other_book": ("The report for {period} is of another book ({book}); no changes are shown.",
-                            "{period}のレポートは別のブック（{book}）のものなので、増減は表示しません。"),
+                            "{period}のレポートは別のデータ（{book}）のものなので、増減は表示しません。"),
     "no_headlines": ("No key numbers recorded.", "主要な数値は記録されていません。"),
     "parameters": ("Parameters", "パラメータ"),
     "template": ("Template", "テンプレート"),
@@ -164,7 +164,7 @@ _HEADINGS = {  # key: (en, ja)
     "duration": ("Took", "所要時間"),
     "period_past_data": ("Period {period} ends {as_of}, {days} days after the latest dated row in the book ({last}); "
                          "the report assumes nothing changed since.",
-                         "対象期間{period}の終わり（{as_of}）は、ブックの最新の日付（{last}）より{days}日後です。"
+                         "対象期間{period}の終わり（{as_of}）は、データの最新の日付（{last}）より{days}日後です。"
                          "それ以降は何も変わっていないものとして集計しています。"),
 }
 

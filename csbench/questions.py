@@ -572,7 +572,7 @@ def lifecycle_funnel(book: Book,                  # the book (needs milestones)
                    f"稼働開始から1年以上の顧客{int(ren.base):,}社のうち{int(ren.converted):,}社が更新または拡大に到達しました（{_ci(ren.lower, ren.upper, 'ja')}）。"}
     if table.loc["contract", "rate"] == 1:
         words["en"] += " Every evaluation in the book signed (the book may hold customers only)."
-        words["ja"] += "ブック内の評価はすべて契約に至っています（顧客のみが登録されている可能性があります）。"
+        words["ja"] += "データ内の評価はすべて契約に至っています（顧客のみが登録されている可能性があります）。"
     return Answer("lifecycle_funnel", float(ren.rate), int(ren.base), float(ren.lower), float(ren.upper), table, words,
                   tables={"dates": dates.reset_index()}, caution=int(ren.base) < 30)
 

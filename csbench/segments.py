@@ -73,7 +73,7 @@ SEGMENT_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "more": ("higher", "多い"),    # counts (tickets, logins, events): in Japanese a count is many or few, not high or low
     "fewer": ("lower", "少ない"),
     "longer": ("longer", "長い"), "shorter": ("shorter", "短い"),   # tenure
-    "not_estimable": ("not estimable from this book", "このブックからは推定できません"),
+    "not_estimable": ("not estimable from this book", "このデータからは推定できません"),
     "estimated": ("estimated", "推定"), "assumed": ("assumed", "仮定"), "reference": ("reference", "基準"),
     "assumed (not estimable)": ("assumed (not estimable)", "仮定（推定不可）"),
     "few_events": ("{touch}: {e:,} {what} among the {n:,} accounts it has had since the book starts. A {kind} effect of its "
@@ -1305,16 +1305,20 @@ def plot_strategy_comparison(table: pd.DataFrame,  # output of `compare_strategi
     return ax.figure.axes
 
 # %% ../notebooks/40_segments.ipynb #e801e627
-def _hull_increments(V: np.ndarray, H: np.ndarray) -> pd.DataFrame:
-    "Upgrades from tech touch along each account's upper convex hull of (hours, value): account, from, to, hours, value, per hour."
+def _hull_arrays(V: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, ...]:
+    "Upgrades from tech touch along each account's upper convex hull of (hours, value), unsorted: account, from, to, hours, value."
     dh = np.array([H[1] - H[2], H[0] - H[1], H[0] - H[2]])
     if not (dh > 0).all(): raise ValueError(f"hours per account must rise with attention (tech < low < high); got {list(H)}")
     d1, d2, d3 = V[:, 1] - V[:, 2], V[:, 0] - V[:, 1], V[:, 0] - V[:, 2]
     low_on_hull = (d1 > 0) & (d1 / dh[0] >= d2 / dh[1])
-    parts = [pd.DataFrame({"account": np.flatnonzero(low_on_hull), "frm": 2, "to": 1, "hours": dh[0], "value": d1[low_on_hull]}),
-             pd.DataFrame({"account": np.flatnonzero(low_on_hull & (d2 > 0)), "frm": 1, "to": 0, "hours": dh[1], "value": d2[low_on_hull & (d2 > 0)]}),
-             pd.DataFrame({"account": np.flatnonzero(~low_on_hull & (d3 > 0)), "frm": 2, "to": 0, "hours": dh[2], "value": d3[~low_on_hull & (d3 > 0)]})]
-    inc = pd.concat(parts, ignore_index=True)
+    steps = [(low_on_hull, 2, 1, d1), (low_on_hull & (d2 > 0), 1, 0, d2), (~low_on_hull & (d3 > 0), 2, 0, d3)]  # tech->low, low->high, tech->high
+    sizes = [int(m.sum()) for m, *_ in steps]
+    return (np.concatenate([np.flatnonzero(m) for m, *_ in steps]), np.repeat([s[1] for s in steps], sizes),
+            np.repeat([s[2] for s in steps], sizes), np.repeat(dh, sizes).astype(float), np.concatenate([d[m] for m, _, _, d in steps]))
+
+def _hull_increments(V: np.ndarray, H: np.ndarray) -> pd.DataFrame:
+    "Upgrades from tech touch along each account's upper convex hull of (hours, value): account, from, to, hours, value, per hour."
+    inc = pd.DataFrame(dict(zip(["account", "frm", "to", "hours", "value"], _hull_arrays(V, H))))
     inc["per_hour"] = inc.value / inc.hours
     inc = inc.sort_values(["per_hour", "to"], ascending=[False, False], kind="stable").reset_index(drop=True)
     inc["cum_hours"], inc["cum_value"] = inc.hours.cumsum(), inc.value.cumsum()
@@ -1325,6 +1329,14 @@ def _lp_value(inc: pd.DataFrame, base_value: float, extra_hours) -> np.ndarray:
     x = np.concatenate([[0.0], inc.cum_hours.to_numpy()])
     y = np.concatenate([[0.0], inc.cum_value.to_numpy()])
     return base_value + np.interp(np.asarray(extra_hours, dtype=float), x, y)
+
+def _extra_value(V: np.ndarray, H: np.ndarray, extra_hours: float, step: float) -> float:
+    "LP value gained by `step` more hours above `extra_hours` over all-tech-touch: `_lp_value` without the table, for many draws."
+    _, _, _, hours, value = _hull_arrays(V, H)
+    order = np.argsort(-(value / hours), kind="stable")
+    x, y = np.concatenate([[0.0], np.cumsum(hours[order])]), np.concatenate([[0.0], np.cumsum(value[order])])
+    lo, hi = np.interp([extra_hours, extra_hours + step], x, y)
+    return float(hi - lo)
 
 def _solve_milp(V: np.ndarray, H: np.ndarray, budget: float, time_limit: float, allowed: np.ndarray | None = None):
     "Multiple-choice knapsack with scipy.optimize.milp (HiGHS): touch indices (or None) and the solver's message."
@@ -1436,6 +1448,7 @@ class CoveragePlan:
     best_tiers_value: float      # its expected value
     coverage: CoverageModel      # the coverage model used
     solver: dict                 # how it was solved: LP bound, certified gap (bound - value), accounts left to the MILP, status
+    outlook: TouchOutlook | None = field(default=None, repr=False)  # the outlook it was planned on (for `one_more_csm`)
 
     @property
     def strategy(self) -> Assigned:
@@ -1447,6 +1460,32 @@ class CoveragePlan:
         "Expected value gained by one more full-time CSM at this budget (slope of the curve × a CSM's hours)."
         c = self.curve
         return float(np.interp(self.budget_hours, c.hours_month, c.value_per_extra_csm))
+
+    def one_more_csm(self,
+                     *,
+                     cost: float | None = None,  # what a CSM costs a year: the share of draws worth more is reported
+                     level: float = 0.9,         # level of the interval
+                     n_draws: int = 1000,        # draws of the touch effects (as `compare_strategies` draws them)
+                     seed: int = 0,              # seed of the draws
+                    ) -> pd.Series:
+        "`value_of_one_more_csm` with an interval over the touch effects' uncertainty, and how often it beats `cost`."
+        if self.outlook is None: raise ValueError("this plan holds no outlook to draw effects from; make it with coverage_plan")
+        if not 0 < level < 1: raise ValueError(f"level must be between 0 and 1; got {level!r}")
+        if not (isinstance(n_draws, int) and n_draws >= 10): raise ValueError(f"n_draws must be a whole number >= 10; got {n_draws!r}")
+        out, H = self.outlook, np.array([self.coverage.hours_per_account[t] for t in TOUCH_MODELS])
+        n = len(out.arr)
+        lhr, lmu = out.effects.draws(n_draws, np.random.default_rng(seed))
+        extra, step = self.budget_hours - n * H[2], self.coverage.fte_hours
+        def value(d):   # accounts x touch models, under the d-th draw of the effects (as `TouchOutlook.values`)
+            cols = []
+            for t in range(len(TOUCH_MODELS)):
+                S, g = out._outcome(np.full(n, t), lhr[d], lmu[d])
+                cols.append(out.arr * S * (g if self.objective == "net_arr" else 1.0))
+            return np.column_stack(cols)
+        v = np.array([_extra_value(value(d), H, extra, step) for d in range(n_draws)])
+        lo, hi = np.quantile(v, [(1 - level) / 2, (1 + level) / 2])
+        return pd.Series({"value": self.value_of_one_more_csm, "lower": lo, "upper": hi, "level": level,
+                          "share_above_cost": np.nan if cost is None or not np.isfinite(cost) else float((v > cost).mean())})
 
     def plot(self, ax=None,                       # matplotlib Axes (default: a new figure)
              *,
@@ -1515,4 +1554,4 @@ def coverage_plan(book: Book,                          # the book
                                "touch_now": f.touch_model.to_numpy() if "touch_model" in f else None, "touch_model": touch,
                                "p_churn_now": f.p_churn.to_numpy(), "p_churn_plan": e.p_churn.to_numpy(), col: e[col].to_numpy()})
     return CoveragePlan(float(csm_hours_budget), objective, assignment, float(V[np.arange(n), a].sum()), float(H[a].sum()),
-                        float(_lp_value(inc, base_v, csm_hours_budget - base_h)), curve, tiers, tiers_value, cov, solver)
+                        float(_lp_value(inc, base_v, csm_hours_budget - base_h)), curve, tiers, tiers_value, cov, solver, out)

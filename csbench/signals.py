@@ -76,7 +76,7 @@ SIGNAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "admin": ("admin", "管理者"),
     "user": ("user", "ユーザー"),
     "sponsor": ("sponsor", "スポンサー"),
-    "p_source_model": ("churn model fit on the book's history", "ブックの履歴で学習した解約モデル"),
+    "p_source_model": ("churn model fit on the book's history", "データの履歴で学習した解約モデル"),
     "p_source_given": ("churn probabilities given by the caller", "指定された解約確率"),
     "p_source_base_rate": ("base churn rate (too little history for a model)", "全体の解約率（モデルには履歴が不足）"),
     # lookalike outcomes and keys

@@ -22,10 +22,10 @@ from .labels import Words, font_context
 from .schema import BookError, Violation, check_table
 
 # %% auto #0
-__all__ = ['HEALTH_LABELS', 'COMPONENTS', 'SYNTH_DRIVER_COMPONENTS', 'DEFAULT_WEIGHTS', 'TIMING_COMPONENTS', 'health_label',
-           'health_components', 'attach_outcomes', 'Component', 'component_table', 'subscores', 'Scorecard',
-           'default_scorecard', 'VendorScore', 'from_vendor', 'Baseline', 'baselines', 'HealthCalibrator',
-           'plot_weights', 'Backtest', 'backtest', 'red_list']
+__all__ = ['HEALTH_LABELS', 'COMPONENTS', 'SYNTH_DRIVER_COMPONENTS', 'DEFAULT_WEIGHTS', 'TIMING_COMPONENTS', 'FORECAST_CONTROLS',
+           'health_label', 'health_components', 'attach_outcomes', 'Component', 'component_table', 'subscores',
+           'Scorecard', 'default_scorecard', 'VendorScore', 'from_vendor', 'Baseline', 'baselines', 'HealthCalibrator',
+           'plot_weights', 'Backtest', 'backtest', 'red_list', 'history_frame', 'signal_forecast']
 
 # %% ../notebooks/30_health.ipynb #9b7adaba
 HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -1398,3 +1398,83 @@ def red_list(scorecard: Scorecard,          # the scorecard that decides red (e.
     out = out[out.status == "red"]
     key = "churn_probability" if "churn_probability" in out else "health"
     return out.sort_values(key, ascending=key == "health").reset_index(drop=True)
+
+# %% ../notebooks/30_health.ipynb #91541031
+FORECAST_CONTROLS = ("billing", "renewal_due", "size", "touch_model")
+"Controls of `signal_forecast`: month-to-month billing, an annual renewal inside the horizon, company-size band, touch model."
+
+def history_frame(book: Book,              # the book
+                  *,
+                  as_of,                   # what is known: snapshots up to as_of, outcomes as known at as_of
+                  horizon_months: int = 3, # churn within this many months after each snapshot
+                  lead_months: int = 6,    # first snapshot: the month end this long after the book's first contract
+                 ) -> pd.DataFrame:
+    "Month-end `health_components` from `lead_months` after the first contract to as_of, with outcomes (`attach_outcomes`)."
+    t = as_timestamp(as_of)
+    first = book.subscriptions.start_date.min() + pd.DateOffset(months=int(lead_months))
+    snapshots = pd.date_range(first + pd.offsets.MonthEnd(0), t, freq="ME")
+    if not len(snapshots):
+        raise BookError(f"history_frame: the book's first contract starts {book.subscriptions.start_date.min().date()}, so the first "
+                        f"snapshot ({(first + pd.offsets.MonthEnd(0)).date()}) is after as_of {t.date()}: there is no history to learn from")
+    return attach_outcomes(health_components(book, snapshots), book, horizon_months=horizon_months, as_of=t)
+
+def _forecast_design(frame: pd.DataFrame, employees: pd.Series, controls, horizon_months: int) -> pd.DataFrame:
+    "Sub-scores of every component, then the controls as 0/1 columns."
+    X = subscores(frame)[list(COMPONENTS)].reset_index(drop=True)
+    billing = frame["billing"].reset_index(drop=True)
+    if "billing" in controls: X["billing_monthly"] = billing.eq("monthly").astype(float)
+    if "renewal_due" in controls:
+        X["annual_renewal_due"] = (billing.eq("annual") & frame["months_to_renewal"].reset_index(drop=True).le(horizon_months)).astype(float)
+    if "size" in controls:   # the churn chapter's bands: small up to 49 employees, mid 50-499, large 500 and more
+        emp = frame["account_id"].map(employees).to_numpy(dtype=float)
+        X["size_mid"], X["size_large"], X["size_unknown"] = ((emp > 49) & (emp <= 499)) * 1.0, (emp > 499) * 1.0, np.isnan(emp) * 1.0
+    if "touch_model" in controls:
+        touch = frame["touch_model"].reset_index(drop=True)
+        X["high_touch"], X["low_touch"] = touch.eq("high_touch").astype(float), touch.eq("low_touch").astype(float)
+    return X
+
+def signal_forecast(book: Book,                 # the book
+                    *,
+                    as_of,                      # date of the forecast: learns from what was known then, scores who pays then
+                    horizon_months: int = 3,    # forecast horizon (a quarter)
+                    hand_weights=None,          # prior shape of the weights (default: `default_scorecard()`)
+                    controls=FORECAST_CONTROLS, # controls next to the components (any of FORECAST_CONTROLS; () for none)
+                    lead_months: int = 6,       # first training snapshot: this long after the first contract
+                    random_state: int = 0,      # seed of the calibrator's folds
+                   ) -> pd.DataFrame:
+    """Probability that each account paying at as_of churns within the horizon, from its current health signals and the
+    controls, learned on the book's own history; with ARR at risk (the table `csbench.survival.arr_at_risk` totals)."""
+    t = as_timestamp(as_of)
+    if isinstance(controls, str): controls = (controls,)
+    unknown = [c for c in controls if c not in FORECAST_CONTROLS]
+    if unknown: raise ValueError(f"signal_forecast: unknown controls {unknown}; choose from {FORECAST_CONTROLS}")
+    if not isinstance(horizon_months, (int, np.integer)) or not 1 <= horizon_months <= 12:
+        raise ValueError(f"signal_forecast: horizon_months must be a whole number 1-12; got {horizon_months!r}")
+    hist = history_frame(book, as_of=t, horizon_months=int(horizon_months), lead_months=lead_months)
+    train = hist[hist.horizon_complete]
+    churned = int(train.churned.sum()) if len(train) else 0
+    if churned < 5 or churned == len(train):
+        raise BookError(f"signal_forecast at {t.date()}: needs month-end snapshots whose {horizon_months}-month horizon ended by "
+                        f"then, with at least 5 churns and some accounts staying; the book as known then has {len(train):,} such "
+                        f"account-months and {churned:,} churns")
+    employees = book.accounts.set_index("account_id")["employees"] if "employees" in book.accounts else pd.Series(dtype=float)
+    X = _forecast_design(train, employees, controls, int(horizon_months))
+    comp = list(COMPONENTS)
+    X = X[comp + [c for c in X.columns if c not in comp and X[c].nunique() > 1]]   # a constant control is the intercept again
+    cal = HealthCalibrator(hand_weights=default_scorecard() if hand_weights is None else hand_weights, n_bootstrap=0,
+                           controls=[c for c in X.columns if c not in comp], random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cal.fit(X, train.churned.astype(int).to_numpy(), groups=train.account_id.to_numpy())
+    now = health_components(book, t)
+    p = cal.predict_proba(_forecast_design(now, employees, controls, int(horizon_months))[list(X.columns)])[:, 1]
+    annual = now["billing"].eq("annual").to_numpy()
+    renewal = pd.to_datetime(now["snapshot"]).to_numpy() + pd.to_timedelta(np.round(now["months_to_renewal"].to_numpy(dtype=float) * DAYS_PER_MONTH), unit="D")
+    renewal = np.where(annual, renewal, np.datetime64("NaT"))             # month-to-month contracts renew every month
+    end = np.datetime64(t + pd.DateOffset(months=int(horizon_months)), "ns")
+    arr = now["arr"].to_numpy(dtype=float)
+    out = pd.DataFrame({"account_id": now.account_id.to_numpy(), "billing": now.billing.to_numpy(), "touch_model": now.touch_model.to_numpy(),
+                        "renewal_date": pd.to_datetime(renewal), "renews_in_horizon": annual & (renewal <= end),
+                        "p_stay": 1 - p, "p_churn": p, "arr": arr, "expected_arr_at_risk": arr * p})
+    out.attrs.update(training_rows=len(train), training_churns=churned, controls=[c for c in X.columns if c not in comp])
+    return out

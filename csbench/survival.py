@@ -12,6 +12,7 @@ import pandas as pd
 from lifelines import AalenJohansenFitter, CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
+from sklearn.metrics import roc_auc_score
 from .book import Book, as_timestamp
 from .frames import DAYS_PER_MONTH, account_frame, customer_spells, monthly_panel, survival_frame
 from .labels import Words, font_context
@@ -50,16 +51,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "involuntary": ("Involuntary churn (failed payment)", "非自発的解約（支払い失敗）"),
     "unknown": ("Unknown cause", "理由不明"),
     "renewal_title": ("Renewal forecast for the next quarter", "次四半期の更新予測"),
-    "track_title": ("How this forecast did before", "この予測の過去の実績"),
-    "track_note": ("The same forecast, made at each of the last {n} quarter ends from the book as known then, against what "
-                   "happened by the quarter's end. Over the {n} quarters it expected {exp} of ARR to be lost and {act} was, "
-                   "{diff}; it expected {n_exp:,.0f} accounts to churn and {n_act:,} did. The ARR lost fell inside the "
-                   "{level:.0%} interval in {k} of {n} quarters. The interval covers which accounts happen to churn, not the "
-                   "model's own error.",
-                   "同じ予測を直近{n}四半期の各期末に、その時点で分かっていたデータだけで行い、その四半期末までの実績と比べました。"
-                   "{n}四半期の合計で、予測した解約ARRは{exp}、実績は{act}で、{diff}。解約を見込んだ顧客は{n_exp:,.0f}社、"
-                   "実際に解約したのは{n_act:,}社です。解約したARRが{level:.0%}区間に入ったのは{n}四半期中{k}四半期です。"
-                   "区間はどの顧客が解約するかのばらつきを表し、モデル自体の誤差は含みません。"),
+    "track_title": ("How the two forecasts did before", "2つの予測の過去の実績"),
     "below_forecast": ("{p:.0%} less than forecast", "予測を{p:.0%}下回りました"),
     "above_forecast": ("{p:.0%} more than forecast", "予測を{p:.0%}上回りました"),
     "forecast_made": ("Forecast made at", "予測時点"), "quarter_end": ("Quarter ending", "対象期末"),
@@ -133,6 +125,31 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "renews_in_quarter": ("Renews in the quarter", "四半期内に更新"),
     "expected_churned_accounts": ("Accounts expected to churn", "解約が見込まれる顧客数"),
     "interval_90": ("90 % interval", "90%区間"),
+    "forecast_note_signals": ("Probability of churning by the quarter's end, learned from this book's own month-end history: "
+                              "each account's current health signals (usage, tickets, payments, surveys, sponsor and champion, "
+                              "onboarding, CSM touches, renewal timing) with its contract type, an annual renewal in the quarter, "
+                              "company size and touch model. The interval reflects who churns, not the model's own uncertainty.",
+                              "四半期末までに解約する確率。このデータの月末ごとの履歴から学習したモデルで、各顧客の現在のヘルスシグナル"
+                              "（利用状況、チケット、支払い、アンケート、スポンサーとチャンピオン、オンボーディング、CSMの接触、更新時期）に"
+                              "契約形態、四半期内の年間契約更新、企業規模、タッチモデルを加えて予測します。区間はどの顧客が解約するかのばらつきで、"
+                              "モデル自体の不確かさは含みません。"),
+    "model_signals": ("Current signals", "現在のシグナル"),
+    "signals_fallback": ("The forecast from current signals cannot be made on this book ({why}), so this one uses the "
+                         "attributes at signing.", "このデータでは現在のシグナルによる予測ができないため（{why}）、契約時の属性による予測を示します。"),
+    "model_attributes": ("Attributes at signing (Cox)", "契約時の属性（Cox）"),
+    "track_intro": ("Both forecasts, made at each of the last {n} quarter ends from the book as known then, against what happened "
+                    "by the quarter's end. The intervals cover which accounts happen to churn, not the models' own error. AUC says "
+                    "how well a forecast ranked the accounts that left above those that stayed (0.5: no better than chance, 1: perfect).",
+                    "2つの予測を、直近{n}四半期の各期末に当時のデータから作り直し、その四半期末までの実績と比べました。区間はどの顧客が"
+                    "解約するかのばらつきで、モデル自体の誤差は含みません。AUCは、解約した顧客を継続した顧客より上位に順位付けできた"
+                    "度合いです（0.5：偶然と同じ、1：完全）。"),
+    "track_model": ("**{model}**: expected {exp} of ARR to be lost and {act} was, {diff}; expected {n_exp:,.0f} accounts to churn "
+                    "and {n_act:,} did; the ARR lost fell inside the {level:.0%} interval in {k} of {n} quarters; mean AUC {auc}.",
+                    "**{model}**：予測した解約ARRは{exp}、実績は{act}で、{diff}。解約を見込んだ顧客は{n_exp:,.0f}社、"
+                    "実際に解約したのは{n_act:,}社。解約したARRが{level:.0%}区間に入ったのは{n}四半期中{k}四半期、AUCの平均は{auc}です。"),
+    "track_used": ("The forecast above uses {model} (report parameter `forecast_model`).",
+                   "上の予測は{model}によるものです（レポートのパラメータ`forecast_model`）。"),
+    "auc": ("AUC", "AUC（判別力）"),
     "forecast_note": ("Probability of staying through the next renewal in the quarter, or to the quarter's end; model: Cox, stratified on contract type. The interval reflects who churns, not the model's own uncertainty.",
                       "四半期内の次回更新まで（更新がなければ四半期末まで）継続する確率。モデル：契約形態で層別化したCoxモデル。区間はどの顧客が解約するかのばらつきで、モデル自体の不確かさは含まない。"),
     "unclear": (" — but the data cannot tell this from no difference (p = {p})", "（ただし偶然の差と区別できない：p = {p}）"),
@@ -1158,7 +1175,8 @@ def forecast_track_record(book: Book,            # the book
                           level: float = 0.9,    # level of the interval (`arr_at_risk`)
                           seed: int = 0,         # seed of the interval's simulation
                          ) -> pd.DataFrame:
-    "Past forecasts made from what was known then, against what happened: expected and actual churned accounts and ARR."
+    """Past forecasts made from what was known then, against what happened: expected and actual churned accounts and ARR,
+    and the AUC of the forecast's probabilities for the accounts that left (how well it ranked them first)."""
     if not (isinstance(n_origins, int) and 1 <= n_origins <= 40): raise ValueError(f"n_origins must be 1-40; got {n_origins!r}")
     if not (isinstance(horizon_months, int) and 1 <= horizon_months <= 24): raise ValueError(f"horizon_months must be 1-24; got {horizon_months!r}")
     t, rows = as_timestamp(as_of), []
@@ -1175,11 +1193,12 @@ def forecast_track_record(book: Book,            # the book
         status = account_frame(book, end).set_index("account_id").status
         lost = ~status.reindex(fc.account_id).eq("active").to_numpy()
         arr = fc.arr.fillna(0).to_numpy(dtype=float)
+        auc = roc_auc_score(lost, fc.p_churn.to_numpy(dtype=float)) if 0 < lost.sum() < len(lost) else np.nan
         rows.append(row | {"accounts": len(fc), "expected_churned_accounts": float(fc.p_churn.sum()), "churned_accounts": int(lost.sum()),
                            "expected_arr_at_risk": float(tot.expected_arr_at_risk), "lower": float(tot.lower), "upper": float(tot.upper),
-                           "arr_lost": float(arr @ lost), "note": ""})
+                           "arr_lost": float(arr @ lost), "auc": float(auc), "note": ""})
     out = pd.DataFrame(rows, columns=["origin", "end", "accounts", "expected_churned_accounts", "churned_accounts", "expected_arr_at_risk",
-                                      "lower", "upper", "arr_lost", "note"])
+                                      "lower", "upper", "arr_lost", "auc", "note"])
     out["inside"] = out.arr_lost.between(out.lower, out.upper).where(out.arr_lost.notna())
     out.attrs["level"] = level
     return out

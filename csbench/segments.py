@@ -1086,13 +1086,20 @@ class TouchOutlook:
         lhr, lmu = self.effects.draws(n_draws, rng)
         idx = [np.array([_TI[t] for t in a]) for a in assignments]
         kept, net, mean = (np.zeros((n_draws, len(idx))) for _ in range(3))
+        A = np.column_stack(idx) if idx else np.zeros((len(self.arr), 0), dtype=int)     # accounts x strategies
+        # each touch model's outcomes are drawn for every account once per chunk; a strategy weights an account's ARR
+        # into the touch model it gives that account, so all strategies' totals are matrix products (same futures)
+        W = [np.where(A == t, self.arr[:, None], 0.0) for t in range(len(TOUCH_MODELS))]
         for lo in range(0, n_draws, 250):
             hi = min(lo + 250, n_draws)
             U = rng.random((hi - lo, len(self.arr)))
-            for j, a in enumerate(idx):
-                S, g = self._outcome(a, lhr[lo:hi, :], lmu[lo:hi, :])
-                stay = (U < S) * self.arr
-                kept[lo:hi, j], net[lo:hi, j], mean[lo:hi, j] = stay.sum(axis=1), (stay * g).sum(axis=1), S @ self.arr
+            for t, w in enumerate(W):
+                if not w.any(): continue
+                S, g = self._outcome(np.array([t]), lhr[lo:hi, :], lmu[lo:hi, :])
+                stay = (U < S).astype(float)
+                kept[lo:hi] += stay @ w
+                net[lo:hi] += (stay * g) @ w
+                mean[lo:hi] += S @ w
         return kept, net, mean
 
     def with_effects(self, effects: TouchEffects) -> TouchOutlook:
@@ -1353,7 +1360,7 @@ def _solve_milp(V: np.ndarray, H: np.ndarray, budget: float, time_limit: float, 
                options={"time_limit": time_limit, "mip_rel_gap": 1e-6})
     return (None if res.x is None else res.x.reshape(n, 3).argmax(axis=1)), res.message
 
-def _solve_plan(V: np.ndarray, H: np.ndarray, budget: float, time_limit: float = 10.0, tolerance: float = 1e-7,
+def _solve_plan(V: np.ndarray, H: np.ndarray, budget: float, time_limit: float = 10.0, tolerance: float = 1e-6,
                 start: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     "Plan with a certified gap: LP greedy (bound, dual, incumbent), reduced-cost fixing, MILP on the undecided core."
     n = len(V)

@@ -506,3 +506,27 @@ def test_quarterly_in_fresh_kernels_is_the_same_report(quarters, tmp_path):
     a, b = report_outputs(q4.path), report_outputs(fresh.path)
     assert len(a["csv"]) >= 2 and a["csv"] == b["csv"]
     assert a["headlines"] == b["headlines"] and a["notebooks"] == b["notebooks"]
+
+
+def test_churn_and_health_pages_on_an_account_snapshot_export(tmp_path):
+    "A one-row-per-account export, with the user's own industry names and no history: the churn page falls back to the Cox "
+    "forecast and says why; the health page fails with the reason and what to do, not a model's error."
+    import numpy as np
+    from csbench.book import from_account_snapshot
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"id": [f"C{i}" for i in range(n)], "tenure": rng.integers(0, 48, n), "churn": rng.random(n) < 0.25,
+                       "mrr": rng.integers(100, 5000, n), "industry": rng.choice(["fintech", "media", "logistics"], n)})
+    data = from_account_snapshot(df, as_of="2025-12-31", tenure="tenure", churned="churn", mrr="mrr", account_id="id",
+                                 currency="USD").write(tmp_path / "snapshot", format="parquet")
+    base = RunConfig.from_yaml(CONFIG)
+    cfg = replace(base, name="snapshot", data=data, period="2025Q4", output=tmp_path / "out",
+                  templates=("20_churn_drivers", "30_health_calibration"))
+    res = run_report(cfg, keep_going=True, progress=False, jobs=1)
+    assert res.failed == ["30_health_calibration"]
+    assert "ReportError: The health page learns its weights from month-end history" in res.sections[1].error
+    assert "0 churns" in res.sections[1].error and "--keep-going" in res.sections[1].error
+    churn = html.unescape(re.sub(r"<[^>]+>", " ", (res.path / "20_churn_drivers.html").read_text()))
+    assert "The forecast from current signals cannot be made on this book" in churn and "uses the attributes at signing" in churn
+    [h] = [h for h in res.sections[0].headlines if h["key"].startswith("arr_at_risk_next_quarter")]
+    assert h["key"] == "arr_at_risk_next_quarter" and h["value"] > 0      # the Cox forecast's key: comparable with earlier reports

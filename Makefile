@@ -66,6 +66,7 @@ bench: $(STAMP)  ## side-by-side benchmarks (ratios, peak RSS; table in benchmar
 	$(BIN)/python benchmarks/bench_projection.py
 	$(BIN)/python benchmarks/bench_survival.py
 	$(BIN)/python benchmarks/report_speed.py --repeat 2 --jobs 1 2
+	$(BIN)/python benchmarks/report_scale.py --accounts 2000 20000
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/summary.py
 	$(BIN)/pytest -q -m slow

@@ -108,6 +108,12 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                     "表します。月次契約は毎月の請求時に、年間契約は更新時にのみ終了できるため、{h}か月以内には月次契約の顧客は"
                     "すべて解約しうる状態にあり、この点数をすべて失います。そのためレッド顧客の一覧では契約形態と次回更新日を"
                     "別の列に示し、理由にはそれ以外の構成要素を挙げます。"),
+    "red_vs_forecast": ("The ARR-at-risk forecast on the page “Churn drivers and survival” reads the same signals with contract type, company size and touch "
+                        "model besides, so its probability for an account can differ from the one here: use this list to decide "
+                        "whom to call, and that forecast for ARR at risk.",
+                        "「解約要因と顧客の継続」ページの解約リスクARRの予測は、同じシグナルに契約形態・企業規模・タッチモデルを加えて使うため、"
+                        "同じ顧客でもここでの確率と異なることがあります。連絡する顧客の選定にはこの一覧を、解約リスクのあるARRの見通しには"
+                        "その予測を使ってください。"),
     "red_shown": ("The {k} riskiest are shown; the CSV has all {n:,}, {m:,} of them on monthly contracts. "
                   "Red: a health score below {b:.0f} on the learned scorecard.",
                   "解約確率の高い{k}社を表示しています（全{n:,}社のうち月次契約は{m:,}社。全社はCSVに収録）。"

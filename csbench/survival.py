@@ -56,7 +56,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "above_forecast": ("{p:.0%} more than forecast", "予測を{p:.0%}上回りました"),
     "forecast_made": ("Forecast made at", "予測時点"), "quarter_end": ("Quarter ending", "対象期末"),
     "arr_lost": ("ARR lost", "解約したARR"),
-    "inside_interval": ("Inside the interval", "区間内"), "too_early": ("not enough data then", "当時はデータ不足"),
+    "inside_interval": ("ARR lost inside the 90% interval", "解約ARRが90%区間内"), "too_early": ("not enough data then", "当時はデータ不足"),
     "arr_at_risk": ("ARR at risk", "解約リスクのあるARR"),
     "expected_arr_at_risk": ("Expected ARR at risk", "解約リスクのあるARR（期待値）"),
     "p_stay": ("Probability of staying", "継続確率"),
@@ -122,18 +122,25 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "renewal_by_touch": ("ARR at risk in the next quarter by touch model", "タッチモデル別：次四半期に解約リスクのあるARR"),
     "top_at_risk": ("Accounts with the most ARR at risk in the next quarter", "次四半期に解約リスクのあるARRが大きい顧客"),
     "account": ("Account", "顧客"),
-    "renews_in_quarter": ("Renews in the quarter", "四半期内に更新"),
+    "renews_in_quarter": ("Annual renewal in the quarter", "四半期内に年間契約の更新"),
     "expected_churned_accounts": ("Accounts expected to churn", "解約が見込まれる顧客数"),
-    "interval_90": ("90 % interval", "90%区間"),
-    "forecast_note_signals": ("Probability of churning by the quarter's end, learned from this book's own month-end history: "
+    "interval_90": ("90% interval", "90%区間"),
+    "forecast_note_signals": ("Probability of churning by {end}, learned from this book's own month-end history: "
                               "each account's current health signals (usage, tickets, payments, surveys, sponsor and champion, "
                               "onboarding, CSM touches, renewal timing) with its contract type, an annual renewal in the quarter, "
-                              "company size and touch model. The interval reflects who churns, not the model's own uncertainty.",
-                              "四半期末までに解約する確率。このデータの月末ごとの履歴から学習したモデルで、各顧客の現在のヘルスシグナル"
+                              "company size and touch model. The interval reflects who churns, not the model's own uncertainty. "
+                              "The health page's red list scores the same signals with the learned scorecard alone, without contract "
+                              "type, size or touch model, so its 3-month probability for an account can differ from this one: use "
+                              "this forecast for ARR at risk and the red list to decide whom to call.",
+                              "{end}までに解約する確率。このデータの月末ごとの履歴から学習したモデルで、各顧客の現在のヘルスシグナル"
                               "（利用状況、チケット、支払い、アンケート、スポンサーとチャンピオン、オンボーディング、CSMの接触、更新時期）に"
                               "契約形態、四半期内の年間契約更新、企業規模、タッチモデルを加えて予測します。区間はどの顧客が解約するかのばらつきで、"
-                              "モデル自体の不確かさは含みません。"),
+                              "モデル自体の不確かさは含みません。ヘルスページのレッド一覧は同じシグナルを学習済みスコアカードだけで評価し、"
+                              "契約形態・企業規模・タッチモデルを使わないため、同じ顧客でも3か月以内の解約確率がこの予測と異なることがあります。"
+                              "解約リスクのあるARRの見通しにはこの予測を、連絡する顧客の選定にはレッド一覧を使ってください。"),
     "model_signals": ("Current signals", "現在のシグナル"),
+    "renews_monthly": ("monthly contract", "月次契約"),
+    "from_signals": (", from current signals", "（現在のシグナルによる予測）"),
     "signals_fallback": ("The forecast from current signals cannot be made on this book ({why}), so this one uses the "
                          "attributes at signing.", "このデータでは現在のシグナルによる予測ができないため（{why}）、契約時の属性による予測を示します。"),
     "model_attributes": ("Attributes at signing (Cox)", "契約時の属性（Cox）"),
@@ -143,7 +150,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                     "2つの予測を、直近{n}四半期の各期末に当時のデータから作り直し、その四半期末までの実績と比べました。区間はどの顧客が"
                     "解約するかのばらつきで、モデル自体の誤差は含みません。AUCは、解約した顧客を継続した顧客より上位に順位付けできた"
                     "度合いです（0.5：偶然と同じ、1：完全）。"),
-    "track_model": ("**{model}**: expected {exp} of ARR to be lost and {act} was, {diff}; expected {n_exp:,.0f} accounts to churn "
+    "track_model": ("**{model}**: forecast {exp} of ARR lost, and {act} was lost ({diff}); forecast {n_exp:,.0f} accounts to churn, "
                     "and {n_act:,} did; the ARR lost fell inside the {level:.0%} interval in {k} of {n} quarters; mean AUC {auc}.",
                     "**{model}**：予測した解約ARRは{exp}、実績は{act}で、{diff}。解約を見込んだ顧客は{n_exp:,.0f}社、"
                     "実際に解約したのは{n_act:,}社。解約したARRが{level:.0%}区間に入ったのは{n}四半期中{k}四半期、AUCの平均は{auc}です。"),
@@ -159,8 +166,8 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                          "これらのハザード比は過去の顧客データに見られる関連であり、何かを変えたときの効果（因果）を示すものでは"
                          "ありません。タッチモデル・契約形態・販売チャネルは無作為に割り当てられたものではないため、モデルに"
                          "含まれない違いがグループ間にある可能性があります。"),
-    "ph_note": ("Where an effect changes with tenure, its hazard ratio is an average; the renewal forecast therefore gives each contract type its own baseline.",
-                "効果が契約期間とともに変わる要因のハザード比は平均値です。そのため更新予測では契約形態ごとに基準ハザードを分けています。"),
+    "ph_note": ("Where an effect changes with tenure, its hazard ratio is an average; the Cox forecast below (\"Attributes at signing\") therefore gives each contract type its own baseline.",
+                "契約開始からの経過期間とともに効果が変わる要因のハザード比は平均値です。そのため下の「契約時の属性（Cox）」の予測では契約形態ごとに基準ハザードを分けています。"),
     "low_adoption": ("active users below 40 % of seats", "アクティブユーザーが席数の40%未満"),
     "usage_down_20pct": ("active users down 20 %+ in three months", "アクティブユーザーが3か月で20%以上減少"),
     "p1p2_ticket_open": ("a P1/P2 ticket open during the month", "P1/P2の問い合わせが対応中"),

@@ -162,10 +162,6 @@ _HEADINGS = {  # key: (en, ja)
     "template": ("Template", "テンプレート"),
     "uncommitted_changes": ("with uncommitted changes", "未コミットの変更あり"),
     "duration": ("Took", "所要時間"),
-    "period_past_data": ("Period {period} ends {as_of}, {days} days after the latest dated row in the book ({last}); "
-                         "the report assumes nothing changed since.",
-                         "対象期間{period}の終わり（{as_of}）は、データの最新の日付（{last}）より{days}日後です。"
-                         "それ以降は何も変わっていないものとして集計しています。"),
 }
 
 LABELS: dict[str, dict[str, str]] = {

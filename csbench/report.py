@@ -810,10 +810,21 @@ def _latest_row(book: Book) -> pd.Timestamp:
              if any(c.kind == "date" for c in TABLES[t]) and len(df)]
     return max((d for d in dates if pd.notna(d)), default=pd.NaT)
 
-def _coverage_warnings(book: Book, period: str, as_of: pd.Timestamp, lang: str = "en") -> list[str]:
-    last = _latest_row(book)
-    if pd.isna(last) or (as_of - last).days <= 31: return []
-    return [label("period_past_data", lang).format(period=period, as_of=as_of.date(), days=(as_of - last).days, last=last.date())]
+def _check_coverage(book: Book, period: str, as_of: pd.Timestamp, data) -> None:
+    "A ReportError when as_of lies before the book's first contract, or after its latest dated row with terms scheduled to end in between."
+    subs = book.subscriptions
+    first, last = subs.start_date.min(), _latest_row(book)
+    if pd.notna(first) and as_of < first:
+        raise ReportError(f"Period {period} (as of {as_of.date()}) ends before the first contract in the book {data} "
+                          f"({first.date()}): there is nothing to report yet. Choose a period that ends on or after {first.date()}.")
+    if pd.isna(last) or as_of <= last: return
+    ahead = subs.end_date[subs.end_date.gt(last) & subs.end_date.le(as_of) & subs.end_reason.isna()]
+    if len(ahead):
+        limit = max(last, ahead.min() - pd.Timedelta(days=1)).date()
+        raise ReportError(f"Period {period} (as of {as_of.date()}) ends {(as_of - last).days} days after the latest dated row in the "
+                          f"book {data} ({last.date()}), and {len(ahead):,} contract terms are scheduled to end in between: the book "
+                          f"cannot say whether they renewed, so each would count as churned. Export newer data, or report a period "
+                          f"(or an --as-of inside it) that ends on or before {limit}.")
 
 # %% ../notebooks/60_report.ipynb #32a28960
 def _new_dir(parent: Path, prefix: str) -> Path:
@@ -1087,7 +1098,8 @@ def _run_and_publish(cfg: RunConfig, plan: list, start, as_of, started: str, t_r
                      jobs: int | None, kernels: _Kernels, warm: list | None) -> ReportResult:
     "`run_report` once its kernels are starting: read the book, run the templates into a build folder, publish it."
     book = Book.read(cfg.data)
-    warns = _coverage_warnings(book, cfg.period, as_of, cfg.lang)
+    _check_coverage(book, cfg.period, as_of, cfg.data)
+    warns = []   # things a reader should know about the whole run (none yet: a period outside the data is refused above)
     params = {"data": str(cfg.data), "period": cfg.period, "as_of": as_of.date().isoformat(), "lang": cfg.lang}
     commit, dirty = _git_state(cfg.templates_dir)
     run = {"csbench_version": __version__, "git_commit": commit, "git_dirty": dirty, "fingerprint": book.fingerprint(),

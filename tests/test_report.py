@@ -360,15 +360,21 @@ def test_run_config_paths_are_relative_to_the_project_root(tmp_path):
     assert cfg.period == "2024-06"
 
 
-def test_period_past_the_data_is_flagged(tiny, small_book):
-    last = small_book.coverage().last_date.max()
-    res = run_report(tiny, period="2027Q4", progress=False)
-    [w] = res.warnings
-    assert "2027Q4" in w and "latest dated row" in w
-    assert w in res.provenance["warnings"] and "latest dated row" in res.index.read_text()
-    assert last < pd.Timestamp("2027-10-01")
-    ja = run_report(tiny, period="2027Q4", lang="ja", progress=False)
-    assert CJK.search(ja.warnings[0]) and ja.warnings[0] in ja.index.read_text()
+def test_period_outside_the_data_is_refused_before_anything_runs(tiny, small_book):
+    subs = small_book.subscriptions
+    first, last = subs.start_date.min(), small_book.coverage().last_date.max()
+    assert (first, last) == (pd.Timestamp("2023-01-08"), pd.Timestamp("2024-12-31"))
+    ahead = subs.end_date[(subs.end_date > last) & subs.end_reason.isna()].sort_values()   # terms the book cannot see renewed
+    assert ahead.iloc[0] == pd.Timestamp("2025-01-02") and (ahead <= "2025-01-31").sum() == 6
+    res = run_report(tiny, period="2025Q1", as_of="2025-01-01", progress=False)   # past the last row, before any such term ends
+    assert res.ok and res.warnings == []
+    before = sorted(p.name for p in (tiny.output / "tiny").iterdir())
+    with pytest.raises(ReportError, match=r"Period 2025Q1 \(as of 2025-01-31\) ends 31 days after the latest dated row .* "
+                                          r"\(2024-12-31\), and 6 contract terms are scheduled to end in between.* on or before 2025-01-01"):
+        run_report(tiny, period="2025Q1", as_of="2025-01-31", progress=False)
+    with pytest.raises(ReportError, match=r"ends before the first contract in the book .* \(2023-01-08\).* on or after 2023-01-08"):
+        run_report(tiny, period="2022Q4", progress=False)
+    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == before       # nothing published, nothing left behind
 
 
 # --- warm kernels (the default) and fresh ones ----------------------------------------------------------------------

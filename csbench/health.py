@@ -114,6 +114,8 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                         "「解約要因と顧客の継続」ページの解約リスクARRの予測は、同じシグナルに契約形態・企業規模・タッチモデルを加えて使うため、"
                         "同じ顧客でもここでの確率と異なることがあります。連絡する顧客の選定にはこの一覧を、解約リスクのあるARRの見通しには"
                         "その予測を使ってください。"),
+    "backtest_skipped": ("Not enough history for an out-of-time backtest of the scores: {why}",
+                         "スコアの時系列バックテストに必要な履歴がありません：{why}"),
     "red_shown": ("The {k} riskiest are shown; the CSV has all {n:,}, {m:,} of them on monthly contracts. "
                   "Red: a health score below {b:.0f} on the learned scorecard.",
                   "解約確率の高い{k}社を表示しています（全{n:,}社のうち月次契約は{m:,}社。全社はCSVに収録）。"

@@ -139,6 +139,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                               "契約形態・企業規模・タッチモデルを使わないため、同じ顧客でも3か月以内の解約確率がこの予測と異なることがあります。"
                               "解約リスクのあるARRの見通しにはこの予測を、連絡する顧客の選定にはレッド一覧を使ってください。"),
     "model_signals": ("Current signals", "現在のシグナル"),
+    "not_observed": ("not observed yet (the longest follow-up is {n:.0f} months)", "未観測（最長の追跡期間は{n:.0f}か月）"),
     "renews_monthly": ("monthly contract", "月次契約"),
     "from_signals": (", from current signals", "（現在のシグナルによる予測）"),
     "signals_fallback": ("The forecast from current signals cannot be made on this book ({why}), so this one uses the "
@@ -325,9 +326,11 @@ class SurvivalCurves:
         return pd.DataFrame(rows).set_index("group")
 
     def survival_at(self, times) -> pd.DataFrame:
-        "Share still customers at `times` (months): one row per group, one column per time."
+        "Share still customers at `times` (months): one row per group, one column per time; NaN past a group's longest follow-up."
         times = np.atleast_1d(times)
-        return pd.DataFrame({g: f.survival_function_at_times(times).to_numpy() for g, f in self.fitters_.items()},
+        def at(f):   # lifelines carries the last value forward past the data: a time nobody reached is not observed
+            return np.where(times <= f.durations.max(), f.survival_function_at_times(times).to_numpy(), np.nan)
+        return pd.DataFrame({g: at(f) for g, f in self.fitters_.items()},
                             index=pd.Index(times, name="months")).T.rename_axis("group")
 
     def rmst(self, horizon: float) -> pd.DataFrame:
@@ -944,9 +947,10 @@ class CumulativeIncidence:
     def incidence_at(self, times) -> pd.DataFrame:
         "Share churned by each cause by `times` (months): one row per group and cause."
         times = np.atleast_1d(times)
-        def at(f):   # the step function's value at each time (AalenJohansenFitter has no *_at_times)
+        def at(f):   # the step function's value at each time (AalenJohansenFitter has no *_at_times); NaN past the data
             s = f.cumulative_density_.iloc[:, 0]
-            return s.to_numpy()[np.maximum(np.searchsorted(s.index.to_numpy(), times, side="right") - 1, 0)]
+            v = s.to_numpy()[np.maximum(np.searchsorted(s.index.to_numpy(), times, side="right") - 1, 0)]
+            return np.where(times <= f.durations.max(), v, np.nan)
         return pd.DataFrame({k: at(f) for k, f in self.fitters_.items()},
                             index=pd.Index(times, name="months")).T.rename_axis(["group", "cause"])
 

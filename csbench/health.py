@@ -1120,7 +1120,8 @@ def _platt_fit(health: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.x[0]), float(res.x[1])
 
 def _fill_health(h: np.ndarray, fill: float) -> np.ndarray:
-    return np.where(np.isnan(h), fill, h)
+    "Missing health as `fill` (the mean); a score with no value at all ranks nobody: one constant, AUC 0.5."
+    return np.where(np.isnan(h), fill if np.isfinite(fill) else 0.0, h)
 
 def _origin_metrics(g: pd.DataFrame, k) -> dict:
     "Metrics of one scorer at one origin (rows: health, probability, churned, arr)."

@@ -205,7 +205,7 @@ def expansion_share(book: Book,            # the book
     c["outcome"] = np.select([c.churned, c.mrr_end > c.mrr_start * (1 + 1e-9), c.mrr_end < c.mrr_start * (1 - 1e-9)],
                              ["churned", "expanded", "contracted"], "flat")
     if by is not None and by not in c: raise BookError(f"expansion_share: by must be one of industry, touch_model, channel, region; got {by!r}")
-    groups = [("all", c)] if by is None else [("all", c)] + [(g, d) for g, d in c.groupby(by, dropna=False)]
+    groups = [("all", c)] if by is None else [("all", c)] + [(g, d) for g, d in c.fillna({by: "unassigned"}).groupby(by)]
     rows = []
     for g, d in groups:
         counts = d.outcome.value_counts().reindex(["expanded", "flat", "contracted", "churned"], fill_value=0)
@@ -386,8 +386,10 @@ def retention_by_product(book: Book,        # the book
         if r.accounts == 0: return f"{name}: no accounts at the start; MRR {format_money(r.mrr_end, book.meta.currency, compact=True)} ({g})"
         return (f"{name}: {_pct(r.rate, 0)} of {int(r.accounts):,} accounts still pay for it ({_ci(r.lower, r.upper, 'en', 0)}), "
                 f"GRR {_pct(r.grr, 0)}, NRR {_pct(r.nrr, 0)}, MRR growth {g}")
-    words = {"en": f"Over {_day(start)} to {_day(t)}, total MRR grew {growth:+.1%}. " + "; ".join(line(p, r, "en") for p, r in table.iterrows()) + ".",
-             "ja": f"{_day(start)}〜{_day(t)}に総MRRは{growth:+.1%}変化しました。" + "／".join(line(p, r, "ja") for p, r in table.iterrows()) + "。"}
+    grew = ({"en": f"total MRR grew {growth:+.1%}", "ja": f"総MRRは{growth:+.1%}変化しました"} if np.isfinite(growth) else
+            {"en": "there was no MRR at the start to grow from", "ja": "期首のMRRがないため成長率は出せません"})   # a book younger than the window
+    words = {"en": f"Over {_day(start)} to {_day(t)}, {grew['en']}. " + "; ".join(line(p, r, "en") for p, r in table.iterrows()) + ".",
+             "ja": f"{_day(start)}〜{_day(t)}に{grew['ja']}。" + "／".join(line(p, r, "ja") for p, r in table.iterrows()) + "。"}
     return Answer("retention_by_product", growth, n0, table=table, words=words,
                   caution=bool(len(table) and (table.accounts < 30).any()))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from lifelines import AalenJohansenFitter, CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
+from lifelines.exceptions import ConvergenceError
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
 from sklearn.metrics import roc_auc_score
 from .book import Book, as_timestamp
@@ -19,10 +20,11 @@ from .labels import Words, font_context
 from .schema import BookError, Violation
 
 # %% auto #0
-__all__ = ['SURVIVAL_LABELS', 'survival_label', 'SurvivalCurves', 'kaplan_meier', 'adjust_pvalues', 'logrank', 'ChurnDrivers',
-           'churn_drivers', 'planted_vs_estimated', 'static_driver_flags', 'driver_panel', 'TimeVaryingDrivers',
-           'time_varying_drivers', 'CumulativeIncidence', 'cumulative_incidence', 'CauseSpecificDrivers',
-           'cause_specific_drivers', 'renewal_frame', 'renewal_probability', 'arr_at_risk', 'forecast_track_record']
+__all__ = ['SURVIVAL_LABELS', 'RESCUE_PENALIZER', 'survival_label', 'SurvivalCurves', 'kaplan_meier', 'adjust_pvalues', 'logrank',
+           'ChurnDrivers', 'churn_drivers', 'planted_vs_estimated', 'static_driver_flags', 'driver_panel',
+           'TimeVaryingDrivers', 'time_varying_drivers', 'CumulativeIncidence', 'cumulative_incidence',
+           'CauseSpecificDrivers', 'cause_specific_drivers', 'renewal_frame', 'renewal_probability', 'arr_at_risk',
+           'forecast_track_record']
 
 # %% ../notebooks/20_survival.ipynb #4d0b2c86
 SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
@@ -139,6 +141,12 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                               "契約形態・企業規模・タッチモデルを使わないため、同じ顧客でも3か月以内の解約確率がこの予測と異なることがあります。"
                               "解約リスクのあるARRの見通しにはこの予測を、連絡する顧客の選定にはレッド一覧を使ってください。"),
     "model_signals": ("Current signals", "現在のシグナル"),
+    "penalized_note": ("Too few churns for this many covariates: the model converged only with a ridge penalty ({pen}), which pulls "
+                       "every hazard ratio toward 1. Read the ratios as directions, not sizes.",
+                       "共変量の数に対して解約が少なすぎるため、リッジ罰則（{pen}）を加えてようやく収束しました。罰則はすべてのハザード比を1に"
+                       "近づけるので、比は大きさではなく方向として読んでください。"),
+    "too_few_events": ("Churned accounts at this level: {n}, too few for its ratio to say much (see how wide its interval is).",
+                       "この区分で解約した顧客は{n}社のみで、比率から言えることはほとんどありません（区間の広さを参照）。"),
     "not_observed": ("not observed yet (the longest follow-up is {n:.0f} months)", "未観測（最長の追跡期間は{n:.0f}か月）"),
     "renews_monthly": ("monthly contract", "月次契約"),
     "from_signals": (", from current signals", "（現在のシグナルによる予測）"),
@@ -744,6 +752,9 @@ def _ph_advice(var: str, kind: str, failing: list, lang: str) -> str:
     if kind == "flag": return survival_label("ph_advice_flag", lang, variable=name)
     return survival_label("ph_advice_number", lang, variable=head, name=short)
 
+RESCUE_PENALIZER = 0.1
+"Ridge penalty `churn_drivers` refits with when the unpenalised Cox model does not converge (`fitter_.penalizer` says which was used)."
+
 def churn_drivers(data: pd.DataFrame,          # one row per account
                   *,
                   duration: str = "duration",   # column: months to churn or to as_of
@@ -768,7 +779,14 @@ def churn_drivers(data: pd.DataFrame,          # one row per account
     design = _Design(df, covariates, reference, who)
     X = design.transform(df, who)
     training = pd.concat([df[[duration]], df[event].astype(int), X] + ([df[strata]] if strata else []), axis=1)
-    fitter = CoxPHFitter(penalizer=penalizer, strata=strata).fit(training, duration_col=duration, event_col=event)
+    try: fitter = CoxPHFitter(penalizer=penalizer, strata=strata).fit(training, duration_col=duration, event_col=event)
+    except ConvergenceError as e:   # few churns for many levels (or levels that move together): lifelines' advice is a penalty
+        if penalizer >= RESCUE_PENALIZER:
+            raise BookError([Violation(who, ", ".join(covariates), f"the Cox model does not converge even with penalizer={penalizer} "
+                                       f"({' '.join(str(e).split())[:160]}); use fewer covariates or merge rare levels")]) from None
+        warnings.warn(f"churn_drivers: the Cox model did not converge without a penalty; refitted with penalizer={RESCUE_PENALIZER} "
+                      "(hazard ratios shrunk toward 1)", stacklevel=2)
+        fitter = CoxPHFitter(penalizer=RESCUE_PENALIZER, strata=strata).fit(training, duration_col=duration, event_col=event)
     return ChurnDrivers(fitter, design, training, duration=duration, event=event, strata=strata, lang=lang)
 
 # %% ../notebooks/20_survival.ipynb #6a403120

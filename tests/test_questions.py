@@ -203,7 +203,7 @@ def test_business_questions_template_on_a_small_book(small_book, tmp_path):
     assert "観察データによる比較で、因果関係を示すものではありません" in page                         # touch-model table
     assert "1年未満" in page and "<1y" not in page and "&lt;1y" not in page                          # tenure bands
     assert "対象（十分な期間が経過）" in page and "転換率＝転換÷対象" in page                          # funnel base
-    assert "稼働率＝CSMの活動記録に残った" in page and "担当CSMがおらず" in page                     # capacity, pooled CSM
+    assert "記録時間の割合（対契約時間）＝CSMの活動記録に残った" in page and "担当CSMがおらず" in page                     # capacity, pooled CSM
     assert "先回り" not in page and "プロアクティブ" in page
     bare = Book(small_book.meta, small_book.accounts, small_book.subscriptions).write(tmp_path / "bare")
     res = run_report(replace(cfg, data=bare, lang="en", output=tmp_path / "out2"), progress=False)

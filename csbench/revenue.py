@@ -463,6 +463,12 @@ def _reconcile_table(movements: pd.DataFrame) -> pd.DataFrame:
         logo_churn_capped=cap.logo_churn, logo_churn_movement_sum=ms.logo_churn, logo_churn_gap=ms.logo_churn - cap.logo_churn,
         logo_gap_joiners=_ratio(m.joiner_churns_12m, base_n), logo_gap_repeat=_ratio(m.repeat_churns_12m, base_n))
 
+_NO_BASE = {
+    "en": "In {period} no account had been paying 12 months earlier, so 12-month retention (GRR, NRR and logo churn under "
+          "both definitions) is not defined yet: it needs a year of history.",
+    "ja": "{period}には12か月前から支払っていた顧客がいないため、12か月の継続率（両方の定義のGRR・NRR・ロゴチャーン）はまだ"
+          "定義できません。1年分の履歴が必要です。"}
+
 def reconcile_definitions(movements: pd.DataFrame, # output of `mrr_movements`
                           *,
                           period=None,             # period explained in words (e.g. "2025Q4"); default the last
@@ -477,6 +483,8 @@ def reconcile_definitions(movements: pd.DataFrame, # output of `mrr_movements`
     if not (tot.period == p).any():
         raise ValueError(f"period {period!r} is not in the movement table ({tot.period.iloc[0]} to {tot.period.iloc[-1]})")
     r = tot[tot.period == p].iloc[0]
+    if r.base_accounts_12m == 0:   # a book younger than a year: 12-month retention is not defined yet, say so rather than '–'
+        return Reconciliation(table, _NO_BASE[lang].format(period=p))
     joiner_loss, regained = _pts_adding_up(-r.grr_gap, [-r.grr_gap_joiners, -r.grr_gap_regained])
     joiner_net, returns = _pts_adding_up(r.nrr_gap, [r.nrr_gap_joiners, r.nrr_gap_returns])
     text = _EXPLAIN[lang].format(

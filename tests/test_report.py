@@ -115,7 +115,7 @@ def tiny(tmp_path, small_data):
                    "p = check_parameters(data=data, period=period, as_of=as_of, lang=lang, out_dir=out_dir)\n"
                    "n = int((account_frame(p.read_book(), p.as_of).status == 'active').sum())\n"
                    "record_summary(p, title=label('overview', p.lang), headlines=[(label('accounts_active', p.lang), n, f'{n:,}')])")
-    return RunConfig(name="tiny", data=small_data, period="2025Q4", templates=("10_ok",), templates_dir=tdir,
+    return RunConfig(name="tiny", data=small_data, period="2024Q4", templates=("10_ok",), templates_dir=tdir,
                      output=tmp_path / "out")
 
 
@@ -263,24 +263,24 @@ def test_failing_template_names_template_and_cell_and_keeps_previous_report(tiny
     e = info.value
     assert (e.template, e.cell["index"]) == ("20_broken", 2)
     assert "'20_broken'" in str(e) and "cell 3" in str(e) and "ValueError: the churn table is empty" in str(e)
-    failed = tiny.output / "tiny" / "2025Q4.failed"
+    failed = tiny.output / "tiny" / "2024Q4.failed"
     assert e.notebook == failed / "notebooks" / "20_broken.ipynb"
     nb = nbformat.read(e.notebook, as_version=4)
     assert any(o.output_type == "error" and o.evalue == "the churn table is empty" for c in nb.cells for o in c.get("outputs", []))
     assert "the churn table is empty" in (failed / "error.txt").read_text()
     assert hashes(good.path) == before
-    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2025Q4", "2025Q4.failed"]
+    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2024Q4", "2024Q4.failed"]
 
 
 def test_keep_going_publishes_with_the_failure_marked(tiny):
-    (tiny.output / "tiny" / "2025Q4.failed").mkdir(parents=True)  # stale, from an earlier failed run
+    (tiny.output / "tiny" / "2024Q4.failed").mkdir(parents=True)  # stale, from an earlier failed run
     res = run_report(replace(tiny, templates=("20_broken", "10_ok")), keep_going=True, progress=False, jobs=2)
     assert (res.ok, res.failed) == (False, ["20_broken"])
     assert [s.name for s in res.sections] == ["20_broken", "10_ok"] and res.sections[1].headlines[0]["text"] == "42"
     index = res.index.read_text()
     assert label("section_failed") in index and "the churn table is empty" in index and 'href="20_broken.html"' in index
     assert [t["status"] for t in json.loads((res.path / "provenance.json").read_text())["templates"]] == ["failed", "ok"]
-    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2025Q4"]
+    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2024Q4"]
     assert 'class="csbench-provenance"' in (res.path / "20_broken.html").read_text()  # the failed page has its footer too
 
 
@@ -328,7 +328,7 @@ def test_republishing_replaces_the_report(tiny):
     second = run_report(replace(tiny, lang="ja"), progress=False)
     assert second.path == first.path and not (second.path / "stale.txt").exists()
     assert json.loads((second.path / "provenance.json").read_text())["lang"] == "ja"
-    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2025Q4"]
+    assert sorted(p.name for p in (tiny.output / "tiny").iterdir()) == ["2024Q4"]
 
 
 def test_broken_book_stops_before_anything_runs(tiny, tmp_path):
@@ -423,7 +423,7 @@ def test_warm_kernel_gives_each_template_a_fresh_state(tmp_path, small_data):
     tdir = tmp_path / "templates"
     write_template(tdir, "10_sets", SETS, "print(os.getpid())")
     write_template(tdir, "20_looks", LOOKS)
-    cfg = RunConfig(name="iso", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out")
+    cfg = RunConfig(name="iso", data=small_data, period="2024Q4", templates_dir=tdir, output=tmp_path / "out")
     seen = {}
     for kernel in ("warm", "fresh"):
         res = run_report(cfg, kernel=kernel, progress=False, jobs=1)
@@ -444,7 +444,7 @@ def test_warm_kernel_is_replaced_after_a_failure_and_keep_going_runs_the_next(tm
     write_template(tdir, "10_ok", "x = 'from 10'", pid)
     write_template(tdir, "20_broken", pid, "raise ValueError('the churn table is empty')")
     write_template(tdir, "30_next", pid, "print('x' in globals())")
-    cfg = RunConfig(name="warm", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out")
+    cfg = RunConfig(name="warm", data=small_data, period="2024Q4", templates_dir=tdir, output=tmp_path / "out")
     res = run_report(cfg, keep_going=True, progress=False, jobs=1)
     assert (res.failed, [s.name for s in res.sections]) == (["20_broken"], ["10_ok", "20_broken", "30_next"])
     assert "cell 3" in res.sections[1].error and "ValueError: the churn table is empty" in res.sections[1].error
@@ -469,7 +469,7 @@ def test_warm_kernel_imports_what_the_templates_import_before_they_run(tmp_path,
     assert _template_imports([plain, uses]) == ["json", "os.path", "textwrap", "colorsys", "csbench.revenue",
                                                 "module_that_is_not_installed", *_LAZY_IMPORTS]
     write_template(tdir, "30_looks", "import sys\nprint(sorted(m for m in ('colorsys', 'csbench.revenue', 'lifelines') if m in sys.modules))")
-    cfg = RunConfig(name="pre", data=small_data, period="2025Q4", templates_dir=tdir, output=tmp_path / "out",
+    cfg = RunConfig(name="pre", data=small_data, period="2024Q4", templates_dir=tdir, output=tmp_path / "out",
                     templates=("10_plain", "30_looks"))
     res = run_report(cfg, progress=False, jobs=1)
     looks = nbformat.read(res.path / "notebooks" / "30_looks.ipynb", as_version=4).cells[-1].outputs[0].text

@@ -343,8 +343,11 @@ def _kernel_manager(kernels: _Kernels):
 _PLAIN_WARNINGS = ("__import__('warnings').formatwarning = "
                    "lambda message, category, *_, **__: f'{category.__name__}: {message}\\n'")
 _KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", f"--IPKernelApp.exec_lines={_PLAIN_WARNINGS}"]
+# coalesce_streams: a cell's printed lines are one output however the kernel flushed them (the same page run to run);
+# iopub: outputs still in flight when a cell's reply comes are waited for, and a page that would lose them fails instead
 _PAPERMILL = dict(kernel_name="python3", progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                  shutdown_kernel="immediate", extra_arguments=_KERNEL_ARGS)
+                  shutdown_kernel="immediate", extra_arguments=_KERNEL_ARGS, coalesce_streams=True,
+                  iopub_timeout=120, raise_on_iopub_timeout=True)
 
 @functools.cache
 def _lent_kernel_engine() -> str:

@@ -163,6 +163,10 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                     "and {n_act:,} did; the ARR lost fell inside the {level:.0%} interval in {k} of {n} quarters; mean AUC {auc}.",
                     "**{model}**：予測した解約ARRは{exp}、実績は{act}で、{diff}。解約を見込んだ顧客は{n_exp:,.0f}社、"
                     "実際に解約したのは{n_act:,}社。解約したARRが{level:.0%}区間に入ったのは{n}四半期中{k}四半期、AUCの平均は{auc}です。"),
+    "track_penalized": ("At {dates}, too few churns were known for the Cox model's covariates: it converged only with a ridge penalty "
+                        "({pen}), which pulls its forecast toward the average.",
+                        "{dates}の時点では共変量の数に対して既知の解約が少なすぎ、Coxモデルはリッジ罰則（{pen}）を加えてようやく収束しました。"
+                        "罰則は予測を平均に近づけます。"),
     "track_used": ("The forecast above uses {model} (report parameter `forecast_model`).",
                    "上の予測は{model}によるものです（レポートのパラメータ`forecast_model`）。"),
     "auc": ("AUC", "AUC（判別力）"),

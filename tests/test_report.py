@@ -398,14 +398,28 @@ def test_warm_and_fresh_kernels_give_the_same_report(tmp_path, small_data):
     "Two real templates in one warm kernel (the churn drivers set a global warning filter) and each in a fresh one."
     cfg = RunConfig(name="same", data=small_data, period="2024Q4", templates=("20_churn_drivers", "50_watch_list"),
                     templates_dir=ROOT / "notebooks" / "reports", output=tmp_path / "out")
-    warm = run_report(replace(cfg, kernel="warm"), progress=False, jobs=1)
+    warm = run_report(replace(cfg, kernel="warm", output=tmp_path / "warm"), progress=False, jobs=1)
     a = report_outputs(warm.path)
-    fresh = run_report(cfg, kernel="fresh", progress=False, jobs=2)
+    fresh = run_report(replace(cfg, kernel="fresh", output=tmp_path / "fresh"), progress=False, jobs=2)
     b = report_outputs(fresh.path)
     assert a["csv"] and a["csv"] == b["csv"]  # byte for byte
     assert a["headlines"] == b["headlines"] and a["headlines"]["50_watch_list"]
-    assert a["notebooks"] == b["notebooks"]   # every output, figures included, and execution counts from 1
+    for name, cells in a["notebooks"].items():  # every output, figures included, and execution counts from 1
+        differ = [(i, x, y) for i, (x, y) in enumerate(zip(cells, b["notebooks"][name])) if x != y]
+        assert not differ and len(cells) == len(b["notebooks"][name]), f"{name}: first differing code cell {differ[0][0]}:\n{differ[0][1]}\n!=\n{differ[0][2]}"
     assert [c for c, _ in a["notebooks"]["50_watch_list"]][:3] == [1, 2, 3]
+
+
+def test_printed_lines_are_one_output_however_the_kernel_flushed_them(tmp_path, small_data):
+    "Lines printed apart in time (the kernel flushes every 0.2 s) make one output per stream: the same page run to run."
+    tdir = tmp_path / "templates"
+    write_template(tdir, "10_prints", "import sys, time\nprint('a', flush=True)\ntime.sleep(0.5)\nprint('b', flush=True)\n"
+                   "print('c', file=sys.stderr, flush=True)\ntime.sleep(0.5)\nprint('d', file=sys.stderr, flush=True)")
+    cfg = RunConfig(name="prints", data=small_data, period="2024Q4", templates_dir=tdir, output=tmp_path / "out")
+    for kernel in ("warm", "fresh"):
+        res = run_report(replace(cfg, kernel=kernel), progress=False, jobs=1)
+        outs = nbformat.read(res.path / "notebooks" / "10_prints.ipynb", as_version=4).cells[-1].outputs
+        assert [(o.name, o.text) for o in outs] == [("stdout", "a\nb\n"), ("stderr", "c\nd\n")], kernel
 
 
 SETS = ("secret = 42\nimport os, sys, warnings, matplotlib, matplotlib.pyplot as plt, pandas as pd\n"

@@ -146,6 +146,10 @@ HEALTH_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
     "lower": ("lower", "下限"), "upper": ("upper", "上限"),
     "current_weight": ("Current weight", "現行のウェイト"),
     "learned_weight": ("Learned weight", "学習したウェイト"),
+    "not_learned": ("Not learned: {names}. The book gives nothing to learn from (no data, or the same sub-score for every "
+                    "account), so the learned weight is left blank and the learned score does not use them.",
+                    "学習できなかった要素：{names}。データから学べる情報がない（データがない、またはすべての顧客で同じサブスコア）"
+                    "ため、学習したウェイトは空欄とし、学習したスコアでは使いません。"),
 }
 
 _COLORS = {"hand": "#4C72B0", "learned": "#DD8452", "vendor": "#55A868", "arr_only": "#8C8C8C", "tenure_only": "#B07AA1",
@@ -870,7 +874,11 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
         h = self._hand_shape(self.components_)
         sg = self._signs(p)
         has_c = h is not None
-        bounds = ([(None, None)] + [(0, None) if s > 0 else (None, 0) if s < 0 else (None, None) for s in sg]
+        # a component that never varies in the training rows (no data at all, or one sub-score for every row) says nothing
+        # the intercept does not: its coefficient stays 0, and the summary shows its weight as not learned
+        self.uninformative_ = np.ptp(R, axis=0) == 0 if len(R) else np.ones(p, bool)
+        bounds = ([(None, None)] + [(0, 0) if flat else (0, None) if s > 0 else (None, 0) if s < 0 else (None, None)
+                                    for s, flat in zip(sg, self.uninformative_)]
                   + ([(0, None)] if has_c else []) + [(None, None)] * q)
         # pool identical rows: a fit (and a bootstrap replicate) only needs the counts of each pattern
         U, inv = _unique_rows(np.column_stack([R, Z, y01]))
@@ -997,6 +1005,9 @@ class HealthCalibrator(ClassifierMixin, BaseEstimator):
             out["coef_lower"], out["coef_upper"] = np.quantile(self.bootstrap_coef_, [a, 1 - a], axis=0)
         out["odds_ratio"] = np.exp(self.coef_)
         out["missing_share"] = self.missing_share_
+        flat = getattr(self, "uninformative_", np.zeros(len(out), bool))   # nothing to learn from: not a weight of 0
+        out.loc[flat, [c for c in ("weight", "lower", "upper", "coef", "coef_lower", "coef_upper", "odds_ratio") if c in out]] = np.nan
+        out["learned"] = ~flat
         return out
 
     def to_scorecard(self,

@@ -663,9 +663,10 @@ class _CoxResult:
         "Hazard ratios with 95 % intervals, p-values and plain-words readings in `lang`."
         lang = lang or self.lang
         f, terms = self.fitter_, self.design_.terms
-        ci = np.exp(f.confidence_intervals_)
+        with np.errstate(over="ignore"):   # a level with almost no churn has an interval without an upper end: inf, not a warning
+            ci, hr = np.exp(f.confidence_intervals_), np.exp(f.params_)
         out = terms[["variable", "level", "reference", "kind"]].copy()
-        out["hazard_ratio"] = np.exp(f.params_).reindex(out.index)
+        out["hazard_ratio"] = hr.reindex(out.index)
         out["lower"], out["upper"] = ci.iloc[:, 0].reindex(out.index), ci.iloc[:, 1].reindex(out.index)
         out["p"] = f.summary["p"].reindex(out.index)
         out["coef"], out["se"] = f.params_.reindex(out.index), f.standard_errors_.reindex(out.index)

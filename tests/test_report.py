@@ -408,6 +408,9 @@ def test_warm_and_fresh_kernels_give_the_same_report(tmp_path, small_data):
         differ = [(i, x, y) for i, (x, y) in enumerate(zip(cells, b["notebooks"][name])) if x != y]
         assert not differ and len(cells) == len(b["notebooks"][name]), f"{name}: first differing code cell {differ[0][0]}:\n{differ[0][1]}\n!=\n{differ[0][2]}"
     assert [c for c, _ in a["notebooks"]["50_watch_list"]][:3] == [1, 2, 3]
+    assert not [(n, c) for n, cells in a["notebooks"].items() for c, out in cells if '"stderr"' in out]   # no warning leaks onto a page
+    page = (warm.path / "20_churn_drivers.html").read_text(encoding="utf-8")
+    assert "converged only with a ridge penalty (0.1)" in page   # the small book's past Cox fits: said in words instead
 
 
 def test_printed_lines_are_one_output_however_the_kernel_flushed_them(tmp_path, small_data):

@@ -1066,7 +1066,7 @@ def plot_weights(calibrator: HealthCalibrator, # a fitted HealthCalibrator (with
     if hand is None: cur = s.hand_weight
     else: cur = pd.Series((hand.weights if isinstance(hand, Scorecard) else dict(hand)), dtype=float).reindex(s.index).fillna(0)
     cur = cur.fillna(0) * (100 / cur.sum()) if cur.notna().any() and cur.sum() > 0 else None
-    order = s.weight.sort_values().index
+    order = s.weight.sort_values(na_position="first").index   # components not learned (no weight) at the bottom
     y = np.arange(len(order))
     with font_context(lang):
         if ax is None: _, ax = plt.subplots(figsize=(7, 0.42 * len(order) + 1.4))
@@ -1453,6 +1453,23 @@ def _forecast_design(frame: pd.DataFrame, employees: pd.Series, controls, horizo
         X["high_touch"], X["low_touch"] = touch.eq("high_touch").astype(float), touch.eq("low_touch").astype(float)
     return X
 
+_OUTCOMES = ("churned", "churn_date", "cause", "horizon_months", "horizon_complete")   # what `attach_outcomes` adds
+
+def _history_until(history: pd.DataFrame, book: Book, t: pd.Timestamp, horizon_months: int, lead_months: int) -> pd.DataFrame:
+    """`history_frame(book, as_of=t)` from one made at a later date: its month ends up to t, outcomes as known at t.
+    The same rows, as each row of `health_components` sees only what was known at its snapshot."""
+    _need_columns(history, ["account_id", "snapshot"], "signal_forecast history")
+    first = book.subscriptions.start_date.min() + pd.DateOffset(months=lead_months)
+    want = pd.date_range(first + pd.offsets.MonthEnd(0), t, freq="ME")
+    have = pd.DatetimeIndex(history.snapshot.unique())
+    extra = have[have <= t].difference(want)
+    if len(extra) or not len(want) or have.max() < want[-1]:
+        raise ValueError(f"signal_forecast: history has month ends {have.min().date()} to {have.max().date()}; a forecast at {t.date()} "
+                         f"needs {want[0].date() if len(want) else '-'} to {want[-1].date() if len(want) else '-'} "
+                         f"(history_frame of this book with lead_months={lead_months})")
+    return attach_outcomes(history[history.snapshot <= t].drop(columns=[c for c in _OUTCOMES if c in history]), book,
+                           horizon_months=horizon_months, as_of=t)
+
 def signal_forecast(book: Book,                 # the book
                     *,
                     as_of,                      # date of the forecast: learns from what was known then, scores who pays then
@@ -1461,6 +1478,7 @@ def signal_forecast(book: Book,                 # the book
                     controls=FORECAST_CONTROLS, # controls next to the components (any of FORECAST_CONTROLS; () for none)
                     lead_months: int = 6,       # first training snapshot: this long after the first contract
                     random_state: int = 0,      # seed of the calibrator's folds
+                    history: pd.DataFrame | None = None, # `history_frame` of this book at as_of or later (same lead_months), to reuse
                    ) -> pd.DataFrame:
     """Probability that each account paying at as_of churns within the horizon, from its current health signals and the
     controls, learned on the book's own history; with ARR at risk (the table `csbench.survival.arr_at_risk` totals)."""
@@ -1470,7 +1488,8 @@ def signal_forecast(book: Book,                 # the book
     if unknown: raise ValueError(f"signal_forecast: unknown controls {unknown}; choose from {FORECAST_CONTROLS}")
     if not isinstance(horizon_months, (int, np.integer)) or not 1 <= horizon_months <= 12:
         raise ValueError(f"signal_forecast: horizon_months must be a whole number 1-12; got {horizon_months!r}")
-    hist = history_frame(book, as_of=t, horizon_months=int(horizon_months), lead_months=lead_months)
+    if history is None: hist = history_frame(book, as_of=t, horizon_months=int(horizon_months), lead_months=lead_months)
+    else: hist = _history_until(history, book, t, int(horizon_months), int(lead_months))
     train = hist[hist.horizon_complete]
     churned = int(train.churned.sum()) if len(train) else 0
     if churned < 5 or churned == len(train):
@@ -1486,7 +1505,8 @@ def signal_forecast(book: Book,                 # the book
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         cal.fit(X, train.churned.astype(int).to_numpy(), groups=train.account_id.to_numpy())
-    now = health_components(book, t)
+    now = (hist[hist.snapshot == t].drop(columns=list(_OUTCOMES)).reset_index(drop=True) if history is not None and t.is_month_end
+           else health_components(book, t))
     p = cal.predict_proba(_forecast_design(now, employees, controls, int(horizon_months))[list(X.columns)])[:, 1]
     annual = now["billing"].eq("annual").to_numpy()
     renewal = pd.to_datetime(now["snapshot"]).to_numpy() + pd.to_timedelta(np.round(now["months_to_renewal"].to_numpy(dtype=float) * DAYS_PER_MONTH), unit="D")

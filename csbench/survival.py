@@ -147,7 +147,7 @@ SURVIVAL_LABELS: dict[str, tuple[str, str]] = {  # key: (en, ja)
                        "近づけるので、比は大きさではなく方向として読んでください。"),
     "too_few_events": ("Churned accounts at this level: {n}, too few for its ratio to say much (see how wide its interval is).",
                        "この区分で解約した顧客は{n}社のみで、比率から言えることはほとんどありません（区間の広さを参照）。"),
-    "not_observed": ("not observed yet (the longest follow-up is {n:.0f} months)", "未観測（最長の追跡期間は{n:.0f}か月）"),
+    "not_observed": ("not observed yet (the longest follow-up is {n:.1f} months)", "未観測（最長の追跡期間は{n:.1f}か月）"),
     "renews_monthly": ("monthly contract", "月次契約"),
     "from_signals": (", from current signals", "（現在のシグナルによる予測）"),
     "signals_fallback": ("The forecast from current signals cannot be made on this book ({why}), so this one uses the "

@@ -207,6 +207,15 @@ def test_every_section_page_hides_code_embeds_figures_and_has_provenance(quarter
     assert overview.count('class="jp-RenderedImage') == 1
 
 
+def test_no_page_prints_warnings_or_solver_output(quarters, japanese):
+    "Nothing reaches a page on stderr (warnings, solver chatter) in either quarter or in Japanese: the page says it in words."
+    _, q3, q4 = quarters
+    for res in (q3, q4, japanese):
+        for f in sorted((res.path / "notebooks").glob("*.ipynb")):
+            printed = [o.text for c in nbformat.read(f, as_version=4).cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+            assert not printed, (res.path.name, f.stem, printed)
+
+
 def test_japanese_report_has_japanese_headings_in_every_section(japanese, quarters):
     res, (_, q3_en, _) = japanese, quarters
     assert res.path.name == "2025Q3" and res.provenance["as_of"] == "2025-09-30"

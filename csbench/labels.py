@@ -13,7 +13,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['GLOSSARY', 'LANGS', 'LABELS', 'label', 'Words', 'catalog', 'format_money', 'escape_markdown', 'neutralise_formulas',
-           'to_csv_safe', 'cjk_font_context', 'font_context']
+           'to_csv_safe', 'in_sentence', 'cjk_font_context', 'font_context']
 
 # %% ../notebooks/05_labels.ipynb #5fd93765
 _TERMS = [  # term, en, ja, definition_en, definition_ja
@@ -284,6 +284,15 @@ def to_csv_safe(df: pd.DataFrame, # the table to export
     path = Path(path)   # CRLF line ends: a CR or LF inside a cell then gets the cell quoted, so it cannot break a row
     neutralise_formulas(data).to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n", date_format="%Y-%m-%d")
     return path
+
+# %% ../notebooks/05_labels.ipynb #72604775
+def in_sentence(words: str, # a label or a value from the data, as it reads on its own ("Two year", "High touch", "SaaS")
+               ) -> str:
+    """`words` inside an English sentence: a capital that only starts a word goes ("two year", "high touch"); a name or an
+    acronym keeps its capitals ("SaaS", "EMEA", "NPS detractor")."""
+    s = str(words)
+    first = s.split(" ", 1)[0]
+    return s[:1].lower() + s[1:] if first[:1].isupper() and (len(first) == 1 or first[1:] == first[1:].lower()) else s
 
 # %% ../notebooks/05_labels.ipynb #1cf9dd1e
 _FONT_FILE = "ipaexg.ttf"

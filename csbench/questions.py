@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 from .book import Book, add_months, as_timestamp
 from .frames import DAYS_PER_MONTH, customer_spells, mrr_at
-from .labels import Words, font_context, format_money
+from .labels import Words, font_context, format_money, in_sentence
 from .schema import BookError
 from .signals import (DEFAULT_RULES, applicable_rules, check_rules, signal_label, wilson_interval,
                              _book_at, _use_font)
@@ -564,7 +564,7 @@ def lifecycle_funnel(book: Book,                  # the book (needs milestones)
     table["churned_from"] = [int(((depth == j) & gone).sum()) if st != "churn" else np.nan for j, st in enumerate(LIFECYCLE_STAGES)]
     ren = table.loc["renewal_expansion"]
     L = lambda k, lang: question_label(k, lang)
-    en = "; ".join(f"{L(st, 'en').lower()} {_pct(table.loc[st, 'rate'], 0)} (median {_n0(table.loc[st, 'median_days'])} days)" for st in steps)
+    en = "; ".join(f"{in_sentence(L(st, 'en'))} {_pct(table.loc[st, 'rate'], 0)} (median {_n0(table.loc[st, 'median_days'])} days)" for st in steps)
     ja = "、".join(f"{L(st, 'ja')} {_pct(table.loc[st, 'rate'], 0)}（中央値{_n0(table.loc[st, 'median_days'])}日）" for st in steps)
     ch = table.loc["churn"]
     words = {"en": f"Conversion from the previous stage: {en}. {_pct(ch.rate, 0)} of contracted accounts have churned "
@@ -737,7 +737,7 @@ def csm_activity(book: Book,                 # the book (needs activities and cs
                         "touched_arr": [float(warn.arr[touched].sum())], "touched_arr_share": [share], "lower": [lo], "upper": [hi]})
     cur = book.meta.currency
     ht = g.minutes_per_account_month
-    per_en = ", ".join(f"{signal_label(k, 'en').lower()} {v:.0f}" for k, v in ht.items())
+    per_en = ", ".join(f"{in_sentence(signal_label(k, 'en'))} {v:.0f}" for k, v in ht.items())
     per_ja = "、".join(f"{signal_label(k, 'ja')} {v:.0f}分" for k, v in ht.items())
     k = int(touched.sum())
     words = {"en": f"In the {months} months to {_day(t)}, CSM minutes per account per month: {per_en}. {n:,} accounts trip a "

@@ -16,7 +16,7 @@ from lifelines.utils import median_survival_times, restricted_mean_survival_time
 from sklearn.metrics import roc_auc_score
 from .book import Book, as_timestamp
 from .frames import DAYS_PER_MONTH, account_frame, customer_spells, monthly_panel, survival_frame
-from .labels import Words, font_context
+from .labels import Words, font_context, in_sentence
 from .schema import BookError, Violation
 
 # %% auto #0
@@ -383,7 +383,7 @@ class SurvivalCurves:
             if title is None and self.by is not None:
                 by = [self.by] if isinstance(self.by, str) else list(self.by)
                 words = " · ".join(survival_label(b, lang) for b in by)
-                title = f"{survival_label('survival_by', lang)} {words.lower()}" if lang == "en" else f"{survival_label('survival_by', lang)}{words}"
+                title = f"{survival_label('survival_by', lang)} {in_sentence(words)}" if lang == "en" else f"{survival_label('survival_by', lang)}{words}"
             if title: ax.set_title(title, loc="left")
             ax.spines[["top", "right"]].set_visible(False)
             ax.grid(axis="y", alpha=0.3)
@@ -620,7 +620,7 @@ _SUBJECT = {  # variable -> how to name accounts at one of its levels (en, ja); 
 def _who(var: str, level, lang: str) -> str:
     "Accounts at one level of a category, in words: 'accounts on annual contracts', '年間契約の顧客'."
     words = survival_label(level, lang)
-    if var in _SUBJECT: return _SUBJECT[var][lang == "ja"].format(words.lower() if lang == "en" else words)
+    if var in _SUBJECT: return _SUBJECT[var][lang == "ja"].format(in_sentence(words) if lang == "en" else words)
     return f"{survival_label(var, lang)}が{words}の顧客" if lang == "ja" else f"accounts with {survival_label(var, lang)} = {words}"
 
 def _reading(t, hr: float, lo: float, hi: float, p: float, lang: str) -> str:

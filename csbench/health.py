@@ -1463,8 +1463,9 @@ def _history_until(history: pd.DataFrame, book: Book, t: pd.Timestamp, horizon_m
     want = pd.date_range(first + pd.offsets.MonthEnd(0), t, freq="ME")
     have = pd.DatetimeIndex(history.snapshot.unique())
     extra = have[have <= t].difference(want)
-    if len(extra) or not len(want) or have.max() < want[-1]:
-        raise ValueError(f"signal_forecast: history has month ends {have.min().date()} to {have.max().date()}; a forecast at {t.date()} "
+    if not len(have) or len(extra) or not len(want) or have.max() < want[-1]:
+        span = f"month ends {have.min().date()} to {have.max().date()}" if len(have) else "no rows"
+        raise ValueError(f"signal_forecast: history has {span}; a forecast at {t.date()} "
                          f"needs {want[0].date() if len(want) else '-'} to {want[-1].date() if len(want) else '-'} "
                          f"(history_frame of this book with lead_months={lead_months})")
     return attach_outcomes(history[history.snapshot <= t].drop(columns=[c for c in _OUTCOMES if c in history]), book,

@@ -146,21 +146,19 @@ def children_cpu() -> float:
     return kids.ru_utime + kids.ru_stime
 
 
-def copy_templates(templates, folder: Path, edit=lambda nb: nb) -> Path:
-    "Copies of `templates` in `folder`, each changed by `edit(nb)` (or `edit(nb, name)`)."
+def copy_templates(templates, folder: Path, edit) -> Path:
+    "Copies of `templates` in `folder`, each changed by `edit(nb, name)` (name: the template's, without .ipynb)."
     folder.mkdir()
-    for t in templates:
-        nb = nbformat.read(t, as_version=4)
-        nbformat.write(edit(nb, t.stem) if edit.__code__.co_argcount == 2 else edit(nb), folder / t.name)
+    for t in templates: nbformat.write(edit(nbformat.read(t, as_version=4), t.stem), folder / t.name)
     return folder
 
 
-def empty(nb):
+def empty(nb, name=None):
     nb.cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     return nb
 
 
-def imports_only(nb):
+def imports_only(nb, name=None):
     "The parameters cell, then one cell with every import statement of the template's code (nothing else runs)."
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     lines = []

@@ -1453,8 +1453,6 @@ def _forecast_design(frame: pd.DataFrame, employees: pd.Series, controls, horizo
         X["high_touch"], X["low_touch"] = touch.eq("high_touch").astype(float), touch.eq("low_touch").astype(float)
     return X
 
-_OUTCOMES = ("churned", "churn_date", "cause", "horizon_months", "horizon_complete")   # what `attach_outcomes` adds
-
 def _history_until(history: pd.DataFrame, book: Book, t: pd.Timestamp, horizon_months: int, lead_months: int) -> pd.DataFrame:
     """`history_frame(book, as_of=t)` from one made at a later date: its month ends up to t, outcomes as known at t.
     The same rows, as each row of `health_components` sees only what was known at its snapshot."""
@@ -1468,8 +1466,7 @@ def _history_until(history: pd.DataFrame, book: Book, t: pd.Timestamp, horizon_m
         raise ValueError(f"signal_forecast: history has {span}; a forecast at {t.date()} "
                          f"needs {want[0].date() if len(want) else '-'} to {want[-1].date() if len(want) else '-'} "
                          f"(history_frame of this book with lead_months={lead_months})")
-    return attach_outcomes(history[history.snapshot <= t].drop(columns=[c for c in _OUTCOMES if c in history]), book,
-                           horizon_months=horizon_months, as_of=t)
+    return attach_outcomes(history[history.snapshot <= t], book, horizon_months=horizon_months, as_of=t)   # outcomes replaced
 
 def signal_forecast(book: Book,                 # the book
                     *,
@@ -1506,8 +1503,7 @@ def signal_forecast(book: Book,                 # the book
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         cal.fit(X, train.churned.astype(int).to_numpy(), groups=train.account_id.to_numpy())
-    now = (hist[hist.snapshot == t].drop(columns=list(_OUTCOMES)).reset_index(drop=True) if history is not None and t.is_month_end
-           else health_components(book, t))
+    now = hist[hist.snapshot == t].reset_index(drop=True) if history is not None and t.is_month_end else health_components(book, t)
     p = cal.predict_proba(_forecast_design(now, employees, controls, int(horizon_months))[list(X.columns)])[:, 1]
     annual = now["billing"].eq("annual").to_numpy()
     renewal = pd.to_datetime(now["snapshot"]).to_numpy() + pd.to_timedelta(np.round(now["months_to_renewal"].to_numpy(dtype=float) * DAYS_PER_MONTH), unit="D")
